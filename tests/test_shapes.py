@@ -150,3 +150,9 @@ def test_layer_table_error_names_layer():
 
 def test_public_api():
     assert zfkit.conv_output_size is conv_output_size
+
+
+def test_torchinfo_check_at_another_input_size_for_a_fixed_fc_spec():
+    # alexnet-paper has no adaptive pool: at 224 its fc6 must be sized for 256x5x5
+    assert check_with_torchinfo("alexnet-paper", 224) == []
+    assert build_model("alexnet-paper", input_size=224).classifier[1].in_features == 256 * 5 * 5

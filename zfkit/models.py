@@ -124,8 +124,9 @@ ALEXNET = _register(ArchSpec(
     name="alexnet", title="AlexNet (torchvision)", input_size=227,
     layers=_TORCHVISION_FEATURES + _classifier(0.5), adaptive_pool=6,
     source=("torchvision.models.AlexNet, the network the seed trains: the 'one weird trick' widths "
-            "64-192-384-256-256, no LRN, no grouped convolutions, conv1 padding 2 (so 56x56 after "
-            "conv1 at 227, 55x55 at 224), dropout before fc6 and fc7, AdaptiveAvgPool2d(6)."),
+            "64-192-384-256-256, no LRN, no grouped convolutions, conv1 padding 2 (which the "
+            "paper's 227-pixel derivation does not have), dropout before fc6 and fc7, "
+            "AdaptiveAvgPool2d(6)."),
 ))
 
 ZFNET = _register(ArchSpec(
@@ -135,8 +136,8 @@ ZFNET = _register(ArchSpec(
     + _classifier(0.5),
     adaptive_pool=6,
     source=("The seed's ZFNet: torchvision's AlexNet with conv1 7x7 stride 2 and conv2 stride 2, "
-            "everything else unchanged (padding 2 kept on both, so 113-56-28-13 rather than the "
-            "111-55-27-13 of the seed's own table). Widths are torchvision's, not the paper's."),
+            "everything else unchanged: padding 2 is kept on both, although the seed's own table "
+            "uses padding 0 on conv1 and 1 on conv2. Widths are torchvision's, not the paper's."),
 ))
 
 ALEXNET_PAPER = _register(ArchSpec(
@@ -148,8 +149,8 @@ ALEXNET_PAPER = _register(ArchSpec(
     + _classifier(0.5),
     source=("Krizhevsky et al. 2012, Fig. 2: 96-256-384-384-256 filters, LRN after conv1 and conv2 "
             "(k=2, n=5, alpha=1e-4, beta=0.75), overlapping 3x3 stride-2 pooling, dropout 0.5 in "
-            "fc6/fc7. Departures: input 227 rather than the paper's 224 (224 gives 5x5 at pool5, "
-            "which does not fit 9216 inputs to fc6); the two-GPU split is kept as groups=2 on "
+            "fc6/fc7. Departures: input 227 rather than the paper's 224 (at 224 the pool5 map "
+            "does not fit fc6's 9216 inputs); the two-GPU split is kept as groups=2 on "
             "conv2, conv4 and conv5 on one device."),
 ))
 
@@ -208,10 +209,10 @@ def derive_spec(base: str | ArchSpec, name: str, title: str | None = None, *,
     return new
 
 
-def _flat_features(spec: ArchSpec) -> int:
+def _flat_features(spec: ArchSpec, input_size: int) -> int:
     """Channels x height x width entering fc6 (uses the formula, not a dummy forward pass)."""
     from .shapes import feature_shape  # local import: shapes imports this module
-    c, h, w = feature_shape(spec)
+    c, h, w = feature_shape(spec, input_size)
     return c * h * w
 
 
@@ -222,15 +223,16 @@ class ConvNet(nn.Module):
     ``torchvision.models.AlexNet``, so a torchvision state dict loads into ``build_model("alexnet")``.
     """
 
-    def __init__(self, spec: ArchSpec, num_classes: int = 20) -> None:
+    def __init__(self, spec: ArchSpec, num_classes: int = 20, input_size: int | None = None) -> None:
         super().__init__()
         self.spec = spec
         self.num_classes = num_classes
+        self.input_size = spec.input_size if input_size is None else input_size
         features: list[nn.Module] = []
         classifier: list[nn.Module] = []
         channels = 3
         n_fc = sum(l.kind == "fc" for l in spec.layers)
-        in_features = _flat_features(spec)
+        in_features = _flat_features(spec, self.input_size)
         self.layer_index: dict[str, int] = {}  # spec layer name -> index in features/classifier
         for layer in spec.layers:
             if layer.kind == "conv":
@@ -271,18 +273,21 @@ class ConvNet(nn.Module):
         return f"spec={self.spec.name!r}, num_classes={self.num_classes}"
 
 
-def build_model(name: str | ArchSpec, *, num_classes: int = 20) -> ConvNet:
+def build_model(name: str | ArchSpec, *, num_classes: int = 20,
+                input_size: int | None = None) -> ConvNet:
     """Build a registered architecture (``alexnet``, ``zfnet``, ``alexnet-paper``, ``zfnet-paper``).
 
     Args:
         name: a name from :data:`MODEL_NAMES` (or an :class:`ArchSpec`).
         num_classes: outputs of the last layer (20 for the VOC classes).
+        input_size: the input side fc6 is sized for (default: the spec's). Only matters for specs
+            without an adaptive pool, whose fc6 width depends on the input size.
     Returns:
         A freshly initialised :class:`ConvNet` (PyTorch's default initialisation).
     """
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    return ConvNet(get_spec(name), num_classes=num_classes)
+    return ConvNet(get_spec(name), num_classes=num_classes, input_size=input_size)
 
 
 def conv_layers(model: ConvNet) -> list[tuple[str, nn.Conv2d]]:

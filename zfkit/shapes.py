@@ -153,14 +153,16 @@ class LayerTable:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{c}</th>" for c in self.COLUMNS)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in self._cells(r))
+        head = "".join(f'<th style="padding: 2px 8px">{c}</th>' for c in self.COLUMNS)
+        cell = 'style="padding: 2px 8px; text-align: right; white-space: nowrap"'
+        body = "".join("<tr>" + "".join(f"<td {cell}>{html.escape(c)}</td>" for c in self._cells(r))
                        + "</tr>" for r in self.rows)
         caption = (f"{html.escape(self.title)} at {self.input_size}x{self.input_size}x3 "
                    f"(shapes HxWxC, computed with the formula): {self.total_params:,} parameters, "
                    f"{self.total_mult_adds:,} mult-adds")
-        return (f'<table class="zfkit-layer-table"><caption>{caption}</caption>'
-                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        return (f'<div style="overflow-x: auto"><table class="zfkit-layer-table" '
+                f'style="border-collapse: collapse"><caption>{caption}</caption>'
+                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
 def layer_table(spec: str | ArchSpec, input_size: int | None = None, *,
@@ -264,7 +266,8 @@ def check_with_torchinfo(spec: str | ArchSpec, input_size: int | None = None, *,
     spec = get_spec(spec)
     size = spec.input_size if input_size is None else input_size
     table = layer_table(spec, size, num_classes=num_classes)
-    model = build_model(spec, num_classes=num_classes) if model is None else model
+    if model is None:
+        model = build_model(spec, num_classes=num_classes, input_size=size)
     info = torchinfo.summary(model, input_size=(1, 3, size, size), depth=3, verbose=0,
                              device="cpu")
     by_module = {id(layer.module): layer for layer in info.summary_list}
