@@ -69,7 +69,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .train import compare
+    from .results import compare
 
     compare(args.data, args.out, models=tuple(args.models), seeds=args.seeds, epochs=args.epochs,
             device=args.device)
@@ -77,7 +77,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .train import export_run
+    from .results import export_run
 
     out = export_run(args.run_dir, args.to)
     print(f"exported {args.run_dir} to {out}")

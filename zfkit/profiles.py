@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
-__all__ = ["Profile", "PROFILES", "get_profile", "zfkit_home", "prepare_data"]
+__all__ = ["Profile", "PROFILES", "get_profile", "zfkit_home", "prepare_data", "cache_dir",
+           "run_dir", "train_run"]
 
 _DRIVE = Path("/content/drive/MyDrive")
 
@@ -28,12 +30,15 @@ class Profile:
         epochs: training epochs per run.
         sample_images: images in the generated sample (``data == "sample"`` only).
         seeds: the seeds that multi-seed comparisons use.
+        batch_size: images per training batch (the recipe's 128; the smoke profile halves it so
+            its few crops still give a few dozen optimizer steps).
     """
     name: str
     data: str
     epochs: int
     sample_images: int
     seeds: tuple[int, ...]
+    batch_size: int = 128
 
     @property
     def is_sample(self) -> bool:
@@ -47,11 +52,15 @@ class Profile:
                     "compare on real photos")
         else:
             what = "Pascal VOC 2007 object crops"
-        return f"Profile '{self.name}': {what}; {self.epochs} epochs per run, seeds {list(self.seeds)}."
+        batch = "" if self.batch_size == 128 else f", batch {self.batch_size}"
+        return (f"Profile '{self.name}': {what}; {self.epochs} epochs per run{batch}, "
+                f"seeds {list(self.seeds)}.")
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", "sample", epochs=4, sample_images=120, seeds=(0, 1)),
+    # smoke: sized so that one run of either net takes about a minute on 2 CPU cores (measured
+    # with bench/bench_train.py and chapter 5) and still learns well above chance (5 %).
+    "smoke": Profile("smoke", "sample", epochs=5, sample_images=400, seeds=(0, 1), batch_size=64),
     "full": Profile("full", "voc2007", epochs=50, sample_images=0, seeds=(0, 1, 2)),
 }
 
@@ -99,3 +108,50 @@ def prepare_data(profile: Profile, *, progress: bool = True) -> Path:
         out = home / "voc2007-crops"
     voc.build_crops(voc_root, out, progress=progress)
     return out
+
+
+def cache_dir() -> Path:
+    """Where decoded crops are cached (:func:`zfkit.data.load_split`): ``ZFKIT_HOME/cache``, except
+    on Colab with Drive mounted, where the (large) cache stays on the local disk."""
+    if not os.environ.get("ZFKIT_HOME") and _DRIVE.is_dir():
+        return Path.home() / ".cache" / "zfkit" / "cache"
+    return zfkit_home() / "cache"
+
+
+def run_dir(profile: Profile, model: str, seed: int = 0, **overrides: Any) -> Path:
+    """The folder of one run: ``ZFKIT_HOME/runs/<profile>/<model>-s<seed>``, plus ``-<key><value>``
+    for each override in name order (e.g. ``zfnet-s0-label_smoothing0.1``)."""
+    suffix = "".join(f"-{key}{value}" for key, value in sorted(overrides.items()))
+    return zfkit_home() / "runs" / profile.name / f"{model}-s{seed}{suffix}"
+
+
+def train_run(profile: Profile, model: str, seed: int = 0, *, progress: bool = False,
+              callbacks: Sequence[Callable] = (), **overrides: Any) -> Path:
+    """Train one run of ``profile``, resume it, or just find it: the one entry point of chapters.
+
+    The run lives in :func:`run_dir`; a finished run is returned at once, an interrupted one (e.g.
+    a Colab disconnect) continues from its last epoch. The recipe is the seed's
+    (:class:`zfkit.train.TrainConfig`) with the profile's epochs and batch size and any
+    ``overrides``.
+
+    Args:
+        profile: the profile (its data and epochs).
+        model: a registered model name (a variant must be registered in this session first).
+        seed: the run's seed.
+        progress: progress bars and one line per epoch (off by default: chapters draw curves with a
+            callback instead).
+        callbacks: passed to :func:`zfkit.train.fit` (called after every epoch with the history).
+        **overrides: other :class:`~zfkit.train.TrainConfig` settings, e.g. ``label_smoothing=0.1``.
+    Returns:
+        The run folder (read it with :func:`zfkit.train.load_history` and
+        :func:`zfkit.train.load_model`).
+    """
+    from .train import TrainConfig, fit
+
+    crops = prepare_data(profile, progress=progress)
+    folder = run_dir(profile, model, seed, **overrides)
+    settings = {"epochs": profile.epochs, "batch_size": profile.batch_size, **overrides}
+    config = TrainConfig(model=model, seed=seed, **settings)
+    fit(config, crops, folder, resume=True, callbacks=callbacks, progress=progress,
+        cache_dir=cache_dir())
+    return folder

@@ -1,0 +1,221 @@
+"""Benchmark: CPU training throughput of both nets, zfkit's loop vs a seed-style loop, side by side.
+
+Usage::
+
+    python bench/bench_train.py                   # crops of a generated sample, in a temp dir
+    python bench/bench_train.py --crops DIR       # an existing crops folder
+    python bench/bench_train.py --batch-size 64 --rounds 3 --models alexnet zfnet
+
+The two loops train the same architecture on the same train split, one full epoch per round:
+
+* **zfkit**: :class:`zfkit.train.TrainState` and :func:`zfkit.train.run_epoch`, the pieces
+  :func:`zfkit.train.fit` uses: crops decoded once into a uint8 tensor (:func:`zfkit.data.batches`
+  flips and normalizes per batch), channels-last, the fused Adam kernel, metrics summed without
+  reading them back per batch.
+* **seed**: what the seed's script does: ``ImageFolder`` + ``DataLoader`` decoding and resizing
+  every JPEG every epoch (:func:`zfkit.data.imagefolder_loader`), the default Adam, ``.item()``
+  per batch.
+
+Rounds alternate (zfkit, seed, zfkit, ...), so a busy shared machine slows both alike; the table
+reports the median. It also measures this machine's fp32 matrix-multiply rate in the same run
+(before, between and after the models; the best is used) and reports the FLOP rate each loop
+achieves as a fraction of it. Beside it, the rate of one large 3x3 convolution (oneDNN): on some
+CPUs (the AMD EPYC this was written on among them) PyTorch's matrix product is slower than its
+convolutions, and a loop can then exceed "100 % of GEMM".
+
+The work of one trained image, from the mult-adds of :func:`zfkit.layer_table`: the forward pass,
+the weight gradients (as many mult-adds again) and the input gradients (again, except for the first
+layer, whose input needs none), 2 FLOPs per mult-add; data loading and the optimizer step count as
+overhead. The first epoch of each loop is a warm-up, not timed.
+
+This is a script that prints figures, not a timed test.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from zfkit import data as D
+from zfkit import layer_table
+from zfkit.models import build_model
+from zfkit.train import TrainConfig, TrainState, run_epoch
+
+
+@dataclass
+class BenchConfig:
+    """Settings of one benchmark run (see ``--help``)."""
+    crops: Path | None
+    models: tuple[str, ...]
+    batch_size: int
+    rounds: int
+    workers: int
+    sample_images: int
+    threads: int | None
+
+
+def gemm_flops(n: int = 2048, repeats: int = 5) -> float:
+    """The best fp32 rate of an ``n x n`` matrix product on this machine, in FLOP/s."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best
+
+
+def conv_flops(repeats: int = 5) -> float:
+    """The best fp32 rate of one AlexNet-conv3-sized convolution (oneDNN), in FLOP/s."""
+    x = torch.randn(64, 256, 27, 27)  # (B, C, H, W)
+    conv = nn.Conv2d(256, 384, 3, padding=1)
+    best = float("inf")
+    with torch.no_grad():
+        conv(x)  # warm-up
+        for _ in range(repeats):
+            start = time.perf_counter()
+            conv(x)
+            best = min(best, time.perf_counter() - start)
+    return 2 * 64 * 384 * 256 * 9 * 27 * 27 / best
+
+
+def train_flops_per_image(model: str, size: int = 227) -> float:
+    """FLOPs to train on one image: forward + weight gradients + input gradients (none for the
+    first layer), each as many mult-adds as the forward pass, 2 FLOPs per mult-add."""
+    table = layer_table(model, size)
+    first = next(row for row in table.rows if row.mult_adds)
+    return 2 * (3 * table.total_mult_adds - first.mult_adds)
+
+
+def zfkit_epoch(state: TrainState, train: D.CachedSplit, batch_size: int) -> float:
+    """One training epoch with zfkit's loop; returns its seconds."""
+    state.model.train()
+    start = time.perf_counter()
+    loader = D.batches(train, batch_size, shuffle=True, flip=True, generator=state.generator,
+                       channels_last=True)
+    totals = run_epoch(state.model, loader, nn.CrossEntropyLoss(), optimizer=state.optimizer,
+                       scaler=state.scaler)
+    totals["loss_sum"].item()  # wait for the device (a no-op on the CPU)
+    return time.perf_counter() - start
+
+
+def seed_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader, device: torch.device
+               ) -> float:
+    """One training epoch the way the seed's script runs it; returns its seconds."""
+    criterion = nn.CrossEntropyLoss()
+    model.train()
+    start = time.perf_counter()
+    running_loss, running_corrects = 0.0, 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        optimizer.zero_grad()
+        out = model(x)                          # (B, classes)
+        _, preds = torch.max(out, 1)
+        loss = criterion(out, y)
+        loss.backward()
+        optimizer.step()
+        running_loss += loss.item() * x.size(0)  # a host sync every batch
+        running_corrects += torch.sum(preds == y)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def sample_crops(folder: Path, images: int) -> Path:
+    """Crops of a generated VOC-format sample (labelled as such in their manifest)."""
+    from zfkit import voc
+
+    voc_root = voc.make_sample(folder / "voc", images=images, seed=0)
+    voc.build_crops(voc_root, folder / "crops", progress=False)
+    return folder / "crops"
+
+
+def bench_model(name: str, crops: Path, cfg: BenchConfig) -> list[dict]:
+    """Time both loops on one model; returns one row per loop."""
+    device = torch.device("cpu")
+    train = D.load_split(crops, "train", progress=False)
+    n_classes = len(train.classes)
+    state = TrainState.build(TrainConfig(model=name, batch_size=cfg.batch_size, device="cpu"),
+                             n_classes, device, None)
+    torch.manual_seed(0)
+    seed_model = build_model(name, num_classes=n_classes)
+    seed_optimizer = torch.optim.Adam(seed_model.parameters(), lr=1e-3)
+    loader = D.imagefolder_loader(crops, "train", batch_size=cfg.batch_size,
+                                  num_workers=cfg.workers)
+    zfkit_epoch(state, train, cfg.batch_size)  # warm-up epochs
+    seed_epoch(seed_model, seed_optimizer, loader, device)
+    times: dict[str, list[float]] = {"zfkit": [], "seed": []}
+    for _ in range(cfg.rounds):
+        times["zfkit"].append(zfkit_epoch(state, train, cfg.batch_size))
+        times["seed"].append(seed_epoch(seed_model, seed_optimizer, loader, device))
+    per_image = train_flops_per_image(name)
+    rows = []
+    for loop, seconds in times.items():
+        median = statistics.median(seconds)
+        rows.append({"model": name, "loop": loop, "images": len(train), "s/epoch": median,
+                     "img/s": len(train) / median, "flop/s": len(train) / median * per_image,
+                     "spread": (min(seconds), max(seconds))})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--crops", type=Path, help="a crops folder (default: a generated sample)")
+    parser.add_argument("--models", nargs="+", default=["alexnet", "zfnet"])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="timed epochs per loop")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers (seed loop)")
+    parser.add_argument("--sample-images", type=int, default=120,
+                        help="images in the generated sample when --crops is not given")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    cfg = BenchConfig(args.crops, tuple(args.models), args.batch_size, args.rounds, args.workers,
+                      args.sample_images, args.threads)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+
+    with tempfile.TemporaryDirectory(prefix="zfkit-bench-train-") as tmp:
+        crops = cfg.crops or sample_crops(Path(tmp), cfg.sample_images)
+        source = D.read_manifest(crops)["source"]
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; crops: {crops} "
+              f"({source}); batch {cfg.batch_size}; {cfg.rounds} timed epochs per loop "
+              f"(median shown, min-max in brackets)")
+        rates, convs, rows = [gemm_flops()], [conv_flops()], []
+        for name in cfg.models:
+            rows += bench_model(name, crops, cfg)
+            rates.append(gemm_flops())
+            convs.append(conv_flops())
+        peak, conv_peak = max(rates), max(convs)
+        print(f"fp32 GEMM rate of this machine (2048x2048 matmul, best of 5), before, between and "
+              f"after the models: {', '.join(f'{r / 1e9:.1f}' for r in rates)} GFLOP/s; one "
+              f"3x3 convolution (256->384 channels, 27x27, batch 64): "
+              f"{', '.join(f'{r / 1e9:.1f}' for r in convs)} GFLOP/s; the fractions below use "
+              "the highest of each")
+
+    print()
+    header = (f"{'model':8} {'loop':6} {'images':>6} {'s/epoch':>18} {'img/s':>7} "
+              f"{'GFLOP/s':>8} {'of GEMM':>8} {'of conv':>8}")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        lo, hi = row["spread"]
+        print(f"{row['model']:8} {row['loop']:6} {row['images']:>6} "
+              f"{row['s/epoch']:>6.2f} [{lo:.2f}-{hi:.2f}] {row['img/s']:>7.1f} "
+              f"{row['flop/s'] / 1e9:>8.1f} {row['flop/s'] / peak:>8.1%} "
+              f"{row['flop/s'] / conv_peak:>8.1%}")
+    for name in cfg.models:
+        z, s = (next(r for r in rows if r["model"] == name and r["loop"] == loop)
+                for loop in ("zfkit", "seed"))
+        print(f"{name}: zfkit's loop is {s['s/epoch'] / z['s/epoch']:.2f}x the seed-style loop's "
+              "speed")
+
+
+if __name__ == "__main__":
+    main()
