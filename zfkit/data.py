@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -30,6 +29,8 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
+
+from .atomic import write_atomic
 from PIL import Image
 from torch import Tensor
 
@@ -238,21 +239,11 @@ def _build(crops_dir: Path, manifest: dict[str, Any], split: str, size: int, pro
 
 
 def _save(data: CachedSplit, path: Path, size: int) -> None:
-    """Write atomically: a temporary file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the cache atomically (:func:`zfkit.atomic.write_atomic`)."""
     state = {"version": _CACHE_VERSION, "size": size, "images": data.images,
              "labels": data.labels, "classes": data.classes, "split": data.split,
              "source": data.source, "manifest_hash": data.manifest_hash, "files": data.files}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda f: torch.save(state, f))
 
 
 def _load(path: Path, manifest: dict[str, Any], split: str, size: int) -> CachedSplit | None:

@@ -4,8 +4,9 @@
 ``smoke`` the generated VOC-format sample and a few epochs (default elsewhere, e.g. CI).
 
 Choose explicitly with the environment variable ``ZFKIT_PROFILE=smoke|full``. Data, crops and runs
-live under ``ZFKIT_HOME`` (default ``~/.cache/zfkit``; on Colab with Google Drive mounted,
-``/content/drive/MyDrive/zfkit``, so runs survive a disconnect).
+live under ``ZFKIT_HOME`` (default ``~/.cache/zfkit``). On Colab with Google Drive mounted, runs go
+to ``/content/drive/MyDrive/zfkit`` so they survive a disconnect, while the data (tens of thousands
+of small files, slow on Drive) stays on the VM's local disk and is rebuilt after a disconnect.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-__all__ = ["Profile", "PROFILES", "get_profile", "zfkit_home", "prepare_data", "cache_dir",
+__all__ = ["Profile", "PROFILES", "get_profile", "zfkit_home", "data_home", "prepare_data",
+           "cache_dir",
            "run_dir", "train_run"]
 
 _DRIVE = Path("/content/drive/MyDrive")
@@ -74,6 +76,14 @@ def zfkit_home() -> Path:
     return Path.home() / ".cache" / "zfkit"
 
 
+def data_home() -> Path:
+    """Where downloads, crops and decoded caches are kept: :func:`zfkit_home`, except on Colab with
+    Drive mounted (and no ``ZFKIT_HOME``), where they stay on the fast local disk."""
+    if not os.environ.get("ZFKIT_HOME") and _DRIVE.is_dir():
+        return Path("/content/zfkit-data")
+    return zfkit_home()
+
+
 def get_profile(name: str | None = None) -> Profile:
     """The profile called ``name``; by default ``ZFKIT_PROFILE``, else ``full`` on a CUDA machine
     and ``smoke`` elsewhere."""
@@ -92,11 +102,11 @@ def prepare_data(profile: Profile, *, progress: bool = True) -> Path:
 
     ``sample``: generate the VOC-format sample and crop it. ``voc2007``: use ``ZFKIT_VOC_ROOT`` (an
     existing ``VOCdevkit/VOC2007``, e.g. on Drive) or download VOC 2007 (trainval and test) into
-    ``ZFKIT_HOME/voc``, then crop it. Both steps are no-ops when already complete.
+    :func:`data_home` ``/voc``, then crop it. Both steps are no-ops when already complete.
     """
     from . import voc
 
-    home = zfkit_home()
+    home = data_home()
     if profile.is_sample:
         voc_root = voc.make_sample(home / f"sample-{profile.sample_images}",
                                    images=profile.sample_images, seed=0)
@@ -111,11 +121,8 @@ def prepare_data(profile: Profile, *, progress: bool = True) -> Path:
 
 
 def cache_dir() -> Path:
-    """Where decoded crops are cached (:func:`zfkit.data.load_split`): ``ZFKIT_HOME/cache``, except
-    on Colab with Drive mounted, where the (large) cache stays on the local disk."""
-    if not os.environ.get("ZFKIT_HOME") and _DRIVE.is_dir():
-        return Path.home() / ".cache" / "zfkit" / "cache"
-    return zfkit_home() / "cache"
+    """Where decoded crops are cached (:func:`zfkit.data.load_split`): ``data_home()/cache``."""
+    return data_home() / "cache"
 
 
 def run_dir(profile: Profile, model: str, seed: int = 0, **overrides: Any) -> Path:

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from .models import conv_layers
-from .train import History, TrainConfig, fit, load_history, load_model, write_atomic
+from .atomic import write_atomic
+from .train import History, TrainConfig, fit, load_history, load_model
 
 __all__ = ["ResultsTable", "results_table", "plot_curves", "LiveCurves", "compare", "export_run",
            "Recorded", "load_recorded"]

@@ -21,24 +21,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from . import data as zdata
+from .atomic import write_atomic
 from .models import SPECS, ConvNet, build_model
 
 __all__ = [
     "TrainConfig", "History", "TrainState", "fit", "evaluate", "run_epoch", "resolve_device",
-    "amp_dtype", "load_model", "load_history", "print_epoch", "write_atomic", "SEED_REPORTED",
+    "amp_dtype", "load_model", "load_history", "print_epoch", "SEED_REPORTED",
 ]
 
 CHECKPOINT_FORMAT = 1
@@ -233,26 +232,6 @@ def _describe_device(device: torch.device, amp: torch.dtype | None) -> str:
             else f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''}")
     precision = "fp32" if amp is None else f"{str(amp).replace('torch.', '')} autocast"
     return f"{device.type} ({name}, {precision})"
-
-
-def write_atomic(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``: a
-    reader (or a run killed mid-write) sees the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _save_torch(obj: Any, path: Path) -> None:

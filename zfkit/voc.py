@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import tarfile
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -41,6 +40,8 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
+
+from .atomic import write_json_atomic
 
 __all__ = [
     "VOC_CLASSES", "SPLITS", "VOC2007_OFFICIAL_COUNTS", "VOC2007_OFFICIAL_IMAGES", "Archive",
@@ -87,19 +88,6 @@ VOC2007_OFFICIAL_IMAGES: dict[str, int] = {"train": 2501, "val": 2510, "test": 4
 def _zfkit_version() -> str:
     from . import __version__   # imported late: zfkit/__init__ may import this module
     return __version__
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_json(path: Path) -> dict:
@@ -312,7 +300,7 @@ def download_voc(root: str | os.PathLike, *, test: bool = False,
         if not voc_root.is_dir():
             raise RuntimeError(f"{tar_path.name} held no VOCdevkit/VOC2007 folder: is it really a "
                                "VOC 2007 archive?")
-        _write_json_atomic(marker, {"archive": archive.filename, "md5": archive.md5})
+        write_json_atomic(marker, {"archive": archive.filename, "md5": archive.md5})
     return voc_root
 
 
@@ -626,7 +614,7 @@ def build_crops(voc_root: str | os.PathLike, out: str | os.PathLike, *,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "hash": _content_hash(results),
     }
-    _write_json_atomic(out / MANIFEST, manifest)
+    write_json_atomic(out / MANIFEST, manifest)
     shutil.rmtree(staging, ignore_errors=True)
     return manifest
 
@@ -878,7 +866,7 @@ def make_sample(out: str | os.PathLike, *, images: int = 120, seed: int = 0) -> 
     for split, listed in ids.items():
         lines = "".join(f"{i}\n" for i in sorted(listed))
         (tree / "ImageSets" / "Main" / f"{split}.txt").write_text(lines)
-    _write_json_atomic(tree / SAMPLE_MARKER, {
+    write_json_atomic(tree / SAMPLE_MARKER, {
         **wanted, "note": "GENERATED data for tests and smoke runs: NOT Pascal VOC 2007",
         "images_per_split": {s: len(ids[s]) for s in SPLITS},
         "objects": dict(sorted(objects.items()))})
