@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.zfkit-installed
 # fresh clone really executes everything (a student's runs live in ~/.cache/zfkit or on Drive).
 export ZFKIT_HOME ?= $(CURDIR)/_build/zfkit-home
 
-.PHONY: book test clean install
+.PHONY: book test browser-check clean install
 install: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
@@ -24,6 +24,11 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# After `make book`: open every page in headless Chromium (apt-get install chromium); full-page
+# screenshots go to _build/screenshots/.
+browser-check: $(STAMP)
+	$(PY) -m pytest -q tests/test_browser.py
 
 clean:
 	rm -rf _build

@@ -13,7 +13,7 @@ NET_COLORS: dict[str, str] = {
     "alexnet-paper": "#E69F00",  # orange
     "zfnet-paper": "#56B4E9",    # sky blue
 }
-_OTHERS = ("#009E73", "#CC79A7", "#F0E442", "#000000")
+_OTHERS = ("#009E73", "#CC79A7", "#000000", "#7F7F7F")  # no yellow: unreadable on white
 
 
 def color_for(name: str) -> str:
