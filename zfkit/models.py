@@ -231,7 +231,8 @@ class ConvNet(nn.Module):
         features: list[nn.Module] = []
         classifier: list[nn.Module] = []
         channels = 3
-        n_fc = sum(l.kind == "fc" for l in spec.layers)
+        if not any(l.kind == "fc" for l in spec.layers):
+            raise ValueError(f"{spec.name}: a spec needs at least one FC layer")
         in_features = _flat_features(spec, self.input_size)
         self.layer_index: dict[str, int] = {}  # spec layer name -> index in features/classifier
         for layer in spec.layers:
@@ -256,8 +257,6 @@ class ConvNet(nn.Module):
                 if layer.relu:
                     classifier.append(nn.ReLU(inplace=True))
                 in_features = out
-        if n_fc == 0:
-            raise ValueError(f"{spec.name}: a spec needs at least one FC layer")
         self.features = nn.Sequential(*features)
         self.avgpool = (nn.AdaptiveAvgPool2d(spec.adaptive_pool) if spec.adaptive_pool
                         else nn.Identity())
