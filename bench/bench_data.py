@@ -32,8 +32,10 @@ import torchvision.datasets  # noqa: F401  imported here (seconds), so no timing
 from PIL import Image
 
 from zfkit import data as D
+from zfkit import voc
 
-SEED_TRAIN_CROPS = 6301  # the seed's count of VOC 2007 train crops (quoted, for the extrapolation)
+# The seed's train set: the non-difficult VOC 2007 train objects (6301), for the extrapolation.
+SEED_TRAIN_CROPS = sum(voc.VOC2007_OFFICIAL_COUNTS["train"].values())
 
 
 @dataclass
@@ -63,9 +65,7 @@ def write_random_crops(root: Path, n: int, seed: int) -> Path:
     ``generated-sample``: nothing here is VOC data.
     """
     rng = np.random.default_rng(seed)
-    classes = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-               "train", "tvmonitor"]
+    classes = list(voc.VOC_CLASSES)
     counts: dict[str, int] = {}
     for i in range(n):
         name = classes[i % len(classes)]
@@ -88,18 +88,13 @@ def make_crops(cfg: BenchConfig, tmp: Path) -> tuple[Path, str]:
     """The crops folder to benchmark, and a line saying what it is."""
     if cfg.crops is not None:
         return cfg.crops, f"crops folder {cfg.crops}"
-    try:
-        from zfkit import voc
-        make_sample, build_crops = voc.make_sample, voc.build_crops
-    except (ImportError, AttributeError):
-        make_sample = build_crops = None
-    if cfg.random_jpegs or make_sample is None:
+    if cfg.random_jpegs:
         root = write_random_crops(tmp / "crops", cfg.sample_crops, cfg.seed)
         return root, f"{cfg.sample_crops} random JPEGs of VOC-like sizes (generated, not VOC)"
     images = max(3, cfg.sample_crops)  # half the images are train ones, with about two crops each
-    voc_root = make_sample(tmp / "sample", images=images, seed=cfg.seed)
+    voc_root = voc.make_sample(tmp / "sample", images=images, seed=cfg.seed)
     root = tmp / "crops"
-    build_crops(voc_root, root, progress=False)
+    voc.build_crops(voc_root, root, progress=False)
     return root, f"zfkit.voc generated sample ({images} images; generated, not VOC)"
 
 

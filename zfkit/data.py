@@ -15,10 +15,12 @@ moves it to the device and only there flips it and converts it to float with the
 comparison and for the benchmark in ``bench/bench_data.py``.
 
 The crops folder (written by :mod:`zfkit.voc`) looks like ``CROPS/<split>/<class>/<id>_<k>.jpg`` with
-``CROPS/manifest.json`` holding at least ``classes`` (label order), ``counts``, ``source`` and ``hash``.
+``CROPS/manifest.json`` holding at least ``classes`` (label order), ``source`` and ``hash``, and
+usually ``counts`` (checked against the files of a split when it is decoded).
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import warnings
@@ -30,16 +32,17 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from .atomic import write_atomic
 from PIL import Image
 from torch import Tensor
+
+from .atomic import write_atomic
+from .voc import MANIFEST, SPLITS
 
 __all__ = [
     "SPLITS", "MEAN", "STD", "CachedSplit", "read_manifest", "list_crops", "decode_resize",
     "cache_path", "load_split", "normalize_batch", "batches", "seed_transform", "imagefolder_loader",
 ]
 
-SPLITS = ("train", "val", "test")
 MEAN = 0.5  # the seed's Normalize((0.5,)*3, (0.5,)*3): the same value for every channel
 STD = 0.5
 _CACHE_VERSION = 1  # bump when the cache file layout changes; old files are then ignored
@@ -99,7 +102,13 @@ class CachedSplit:
 
 
 def read_manifest(crops_dir: str | Path) -> dict[str, Any]:
-    """The crops folder's ``manifest.json``, checked for the keys this module needs.
+    """The crops folder's ``manifest.json``, checked only for the keys this module needs.
+
+    Deliberately lighter than :func:`zfkit.voc.read_manifest` (every key the builder writes, and
+    a listing of every class folder of every split): this one runs before every
+    :func:`load_split`, including the ones a disk cache answers without touching the crops, and
+    accepts any folder laid out like the builder's. The split being decoded is checked against the
+    manifest's ``counts`` when it is decoded (:func:`load_split`), with that split's files only.
 
     Args:
         crops_dir: the crops folder (holds ``manifest.json`` and ``train/``, ``val/``, ``test/``).
@@ -107,7 +116,7 @@ def read_manifest(crops_dir: str | Path) -> dict[str, Any]:
     Returns:
         The manifest as a dict.
     """
-    path = Path(crops_dir) / "manifest.json"
+    path = Path(crops_dir) / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: build the crops first with "
                                 "`python -m zfkit voc-crops` (or zfkit.profiles.prepare_data)")
@@ -121,6 +130,20 @@ def read_manifest(crops_dir: str | Path) -> dict[str, Any]:
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: use one of {SPLITS}")
+
+
+def _split_folder(crops_dir: str | Path, split: str, classes: list[str]) -> Path:
+    """``crops_dir/split``, checked to exist and to hold no folder that is not a manifest class."""
+    _check_split(split)
+    root = Path(crops_dir) / split
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} not found: build the {split!r} crops with "
+                                "`python -m zfkit voc-crops`")
+    unknown = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in classes)
+    if unknown:
+        raise ValueError(f"{root} has folders {unknown} that are not classes in manifest.json: "
+                         "rebuild the crops with `python -m zfkit voc-crops`")
+    return root
 
 
 def list_crops(crops_dir: str | Path, split: str, classes: list[str]) -> list[tuple[str, int]]:
@@ -139,15 +162,7 @@ def list_crops(crops_dir: str | Path, split: str, classes: list[str]) -> list[tu
     """
     from torchvision.datasets.folder import IMG_EXTENSIONS
 
-    _check_split(split)
-    root = Path(crops_dir) / split
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root} not found: build the {split!r} crops with "
-                                "`python -m zfkit voc-crops`")
-    unknown = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in classes)
-    if unknown:
-        raise ValueError(f"{root} has folders {unknown} that are not classes in manifest.json: "
-                         "rebuild the crops with `python -m zfkit voc-crops`")
+    root = _split_folder(crops_dir, split, classes)
     items = []
     for label, name in enumerate(classes):
         for path in sorted((root / name).rglob("*")) if (root / name).is_dir() else []:
@@ -447,16 +462,12 @@ def imagefolder_loader(crops_dir: str | Path, split: str, *, batch_size: int = 1
 
     _check_split(split)
     classes = list(read_manifest(crops_dir)["classes"])
-    root = Path(crops_dir) / split
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root} not found: build the {split!r} crops with "
-                                "`python -m zfkit voc-crops`")
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
-    unknown = [name for name in folders if name not in classes]
-    if unknown:
-        raise ValueError(f"{root} has folders {unknown} that are not classes in manifest.json: "
-                         "rebuild the crops with `python -m zfkit voc-crops`")
-    dataset = ImageFolder(str(root), transform=seed_transform(size, flip_p))
+    root = _split_folder(crops_dir, split, classes)
+    # build_crops makes all 20 class folders, and a small split can leave some empty; ImageFolder
+    # refuses empty folders unless told otherwise (torchvision >= 0.18 has allow_empty).
+    empty_ok = ({"allow_empty": True}
+                if "allow_empty" in inspect.signature(ImageFolder.__init__).parameters else {})
+    dataset = ImageFolder(str(root), transform=seed_transform(size, flip_p), **empty_ok)
     dataset.target_transform = _Relabel(dataset.classes, classes)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
                                        num_workers=num_workers, generator=generator)

@@ -430,7 +430,7 @@ def _source_checksums(voc_root: Path, splits: Sequence[str]) -> dict[str, str]:
     """Cheap fingerprints of the source: the split lists, the sample marker, the archive MD5s."""
     sums = {f"ImageSets/Main/{s}.txt": md5sum(voc_root / "ImageSets" / "Main" / f"{s}.txt")
             for s in splits}
-    if (voc_root / SAMPLE_MARKER).is_file():
+    if _is_sample(voc_root):
         sums[SAMPLE_MARKER] = md5sum(voc_root / SAMPLE_MARKER)
     for marker in sorted(voc_root.glob(".zfkit-extracted-*.json")):
         info = _read_json(marker)
