@@ -5,7 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from zfkit.calculator import calculator, draw_windows, explain, window_positions
+from zfkit.calculator import calculator, draw_windows, explain, explain_layer, window_positions
+from zfkit.models import MODEL_NAMES, get_spec
+from zfkit.shapes import layer_table
 from zfkit.shapes import conv_output_size
 
 # (size, kernel, stride, padding, dilation, ceil_mode); padding <= kernel // 2 so MaxPool accepts it
@@ -97,6 +99,25 @@ def test_ceil_mode_keeps_the_dropped_window_unless_it_starts_in_the_padding():
 @pytest.mark.parametrize("settings", SETTINGS)
 def test_explain_ends_with_pytorchs_answer(settings):
     assert explain(*settings).endswith(f"= {_real_1d(*settings)}")
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("input_size", [None, 224])
+def test_explain_layer_ends_with_the_layer_tables_size(name, input_size):
+    table = layer_table(name, input_size)
+    for layer in get_spec(name).layers:
+        if layer.kind in ("conv", "pool"):
+            side = table.row(layer.name).output_shape[-1]
+            assert explain_layer(name, layer.name, input_size).endswith(f"= {side}")
+
+
+def test_explain_layer_reads_the_settings_from_the_spec():
+    assert explain_layer("alexnet", "conv1", 224) == explain(224, 11, 4, 2)
+    assert explain_layer("zfnet-paper", "pool1") == explain(110, 3, 2, ceil_mode=True)
+    with pytest.raises(ValueError, match="conv and pool"):
+        explain_layer("alexnet", "fc6")
+    with pytest.raises(KeyError):
+        explain_layer("alexnet", "conv9")
 
 
 @pytest.mark.parametrize("bad", [dict(size=3, kernel_size=5), dict(size=4, kernel_size=3, stride=0),

@@ -1,7 +1,8 @@
 """The output-size formula, drawn: where a conv/pool window lands, and a widget to play with it.
 
 :func:`window_positions` lists the windows a layer computes along one dimension (and the partial
-window it drops), :func:`explain` writes the formula with the numbers filled in,
+window it drops), :func:`explain` writes the formula with the numbers filled in (:func:`explain_layer` does it for
+one layer of a registered network, its settings read from the spec),
 :func:`draw_windows` draws both as a picture, and :func:`calculator` wraps the picture in sliders.
 The count of windows always comes from :func:`zfkit.shapes.conv_output_size`, the same function
 that builds every layer table in the book, so the picture cannot disagree with the tables.
@@ -19,9 +20,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from .shapes import conv_output_size
+from .models import ArchSpec, get_spec
+from .shapes import conv_output_size, layer_table
 
-__all__ = ["Windows", "window_positions", "explain", "draw_windows", "calculator"]
+__all__ = ["Windows", "window_positions", "explain", "explain_layer", "draw_windows", "calculator"]
 
 # Window colours (Okabe-Ito greens/purples, kept apart from the nets' colours in zfkit.style).
 FIRST, SECOND, LAST, OTHER, DROPPED = "#009E73", "#CC79A7", "#6A3D9A", "#8C8C8C", "#C00000"
@@ -114,6 +116,32 @@ def explain(size: int, kernel_size: int, stride: int = 1, padding: int = 0, dila
     if rounded + 1 != out:   # ceil mode: PyTorch drops a last window that starts in the padding
         text += f", minus the window that would start in the right padding = {out}"
     return text
+
+
+def explain_layer(spec: str | ArchSpec, name: str, input_size: int | None = None) -> str:
+    """:func:`explain` for one conv/pool layer of a network, with its settings taken from the spec.
+
+    Example: ``explain_layer("alexnet", "conv1", 224)`` is ``explain(224, 11, 4, 2)``.
+
+    Args:
+        spec: a registered name or an :class:`~zfkit.models.ArchSpec`.
+        name: a conv or pool layer of ``spec``.
+        input_size: side of the network's input (default: the spec's own); the layer's own input
+            side is read from :func:`~zfkit.shapes.layer_table`.
+    Returns:
+        One line of text, as :func:`explain`.
+    Raises:
+        KeyError: when ``spec`` has no layer ``name``.
+        ValueError: when the layer is not a conv or pool layer, or does not fit its input.
+    """
+    spec = get_spec(spec)
+    layer = spec.layer(name)
+    if layer.kind not in ("conv", "pool"):
+        raise ValueError(f"{spec.name} layer {name} is {layer.kind!r}: the formula is for conv "
+                         "and pool layers")
+    size = layer_table(spec, input_size).row(name).input_shape[-1]
+    return explain(size, layer.kernel, layer.stride, layer.padding,
+                   ceil_mode=getattr(layer, "ceil_mode", False))
 
 
 def _window_color(i: int, out: int) -> str:

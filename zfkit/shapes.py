@@ -6,7 +6,6 @@ every row where the two disagree.
 """
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass, field
 from numbers import Integral
@@ -153,16 +152,12 @@ class LayerTable:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        head = "".join(f'<th style="padding: 2px 8px">{c}</th>' for c in self.COLUMNS)
-        cell = 'style="padding: 2px 8px; text-align: right; white-space: nowrap"'
-        body = "".join("<tr>" + "".join(f"<td {cell}>{html.escape(c)}</td>" for c in self._cells(r))
-                       + "</tr>" for r in self.rows)
-        caption = (f"{html.escape(self.title)} at {self.input_size}x{self.input_size}x3 "
-                   f"(shapes HxWxC, computed with the formula): {self.total_params:,} parameters, "
+        from .report import html_table
+
+        caption = (f"{self.title} at {self.input_size}x{self.input_size}x3 (shapes HxWxC, computed "
+                   f"with the formula): {self.total_params:,} parameters, "
                    f"{self.total_mult_adds:,} mult-adds")
-        return (f'<div style="overflow-x: auto"><table class="zfkit-layer-table" '
-                f'style="border-collapse: collapse"><caption>{caption}</caption>'
-                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+        return html_table(self.COLUMNS, map(self._cells, self.rows), caption)._repr_html_()
 
 
 def layer_table(spec: str | ArchSpec, input_size: int | None = None, *,

@@ -1,0 +1,58 @@
+"""What the source blog post printed and reported, as data.
+
+These numbers are *quoted*, not computed: the chapters check them against the formula
+(:func:`zfkit.conv_output_size`) and against their own runs, and label them as the post's.
+Every chapter takes them from here, so there is one copy to proofread against the post.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["SeedRow", "SEED_TABLES", "SEED_FC_ROWS", "SEED_REPORTED"]
+
+
+class SeedRow(NamedTuple):
+    """One conv/pool row of the post's tables (pooling rows print "/" for padding: stored as 0)."""
+    seed: str      # the post's row name, e.g. "POOL4"
+    name: str      # zfkit's layer name, e.g. "pool2"
+    kind: str      # "conv" or "pool"
+    input: int     # input side
+    kernel: int
+    stride: int
+    padding: int
+    filters: int
+    output: int    # output side as printed
+
+
+SEED_TABLES: dict[str, list[SeedRow]] = {
+    "alexnet": [
+        SeedRow("CONV1", "conv1", "conv", 227, 11, 4, 0, 96, 55),
+        SeedRow("POOL2", "pool1", "pool", 55, 3, 2, 0, 96, 27),
+        SeedRow("CONV3", "conv2", "conv", 27, 5, 1, 2, 256, 27),
+        SeedRow("POOL4", "pool2", "pool", 27, 3, 2, 0, 256, 13),
+        SeedRow("CONV5", "conv3", "conv", 13, 3, 1, 1, 384, 13),
+        SeedRow("CONV6", "conv4", "conv", 13, 3, 1, 1, 384, 13),
+        SeedRow("CONV7", "conv5", "conv", 13, 3, 1, 1, 256, 13),
+        SeedRow("POOL8", "pool5", "pool", 13, 3, 2, 0, 256, 6),
+    ],
+    "zfnet": [
+        SeedRow("CONV1", "conv1", "conv", 227, 7, 2, 0, 96, 111),
+        SeedRow("POOL2", "pool1", "pool", 111, 3, 2, 0, 96, 55),
+        SeedRow("CONV3", "conv2", "conv", 55, 5, 2, 1, 256, 27),
+        SeedRow("POOL4", "pool2", "pool", 27, 3, 1, 0, 256, 13),   # stride as printed (a typo)
+        SeedRow("CONV5", "conv3", "conv", 13, 3, 1, 1, 384, 13),
+        SeedRow("CONV6", "conv4", "conv", 13, 3, 1, 1, 384, 13),
+        SeedRow("CONV7", "conv5", "conv", 13, 3, 1, 1, 256, 13),
+        SeedRow("POOL8", "pool5", "pool", 13, 3, 2, 0, 256, 6),
+    ],
+}
+
+# The fully connected rows, the same in both tables: (post's name, zfkit's name, inputs, outputs).
+SEED_FC_ROWS: list[tuple[str, str, int, int]] = [
+    ("FC9", "fc6", 9216, 4096), ("FC10", "fc7", 4096, 4096), ("FC11", "fc8", 4096, 1000)]
+
+# The post's single run of each net on VOC 2007.
+SEED_REPORTED: dict[str, dict[str, float]] = {
+    "alexnet": {"best_val_acc": 0.519264, "epochs": 50, "train_time_s": 7 * 60 + 3},
+    "zfnet": {"best_val_acc": 0.575710, "epochs": 50, "train_time_s": 8 * 60 + 50},
+}
