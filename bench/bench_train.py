@@ -78,12 +78,13 @@ def conv_flops(repeats: int = 5) -> float:
     conv = nn.Conv2d(256, 384, 3, padding=1)
     best = float("inf")
     with torch.no_grad():
-        conv(x)  # warm-up
+        out = conv(x)  # warm-up; (B, 384, 27, 27)
         for _ in range(repeats):
             start = time.perf_counter()
             conv(x)
             best = min(best, time.perf_counter() - start)
-    return 2 * 64 * 384 * 256 * 9 * 27 * 27 / best
+    mult_adds = out.numel() * conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    return 2 * mult_adds / best
 
 
 def train_flops_per_image(model: str, size: int = 227) -> float:

@@ -21,7 +21,6 @@ ratio, and what 50 epochs would take. Without a GPU (and without ``--dry``) it s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -36,16 +35,17 @@ from PIL import Image
 from torch import nn
 
 from zfkit import data as D
+from zfkit.atomic import write_json_atomic
 from zfkit.models import build_model
 from zfkit.train import SEED_REPORTED, TrainConfig, fit
+from zfkit.voc import VOC2007_OFFICIAL_COUNTS, VOC_CLASSES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import seed_epoch  # noqa: E402  the same seed-style training epoch as on the CPU
 
-VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-               "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-               "sheep", "sofa", "train", "tvmonitor")
-SEED_COUNTS = {"train": 6301, "val": 6307}  # the seed's VOC 2007 crop counts (quoted)
+# the seed's VOC 2007 crop counts: 6,301 train and 6,307 val (the official non-difficult objects)
+SEED_COUNTS = {split: sum(VOC2007_OFFICIAL_COUNTS[split].values()) for split in ("train", "val")}
+RECIPE_EPOCHS = TrainConfig().epochs  # the seed's 50, for the "what a full run takes" columns
 
 
 def _one_crop(path: Path, seed: int) -> None:
@@ -70,7 +70,7 @@ def write_crops(root: Path, counts: dict[str, int], workers: int) -> Path:
         list(pool.map(lambda job: _one_crop(*job), jobs))
     manifest = {"classes": list(VOC_CLASSES), "counts": per_class,
                 "source": "synthetic-benchmark", "hash": f"synthetic-{sum(counts.values())}"}
-    (root / "manifest.json").write_text(json.dumps(manifest))
+    write_json_atomic(root / "manifest.json", manifest)
     return root
 
 
@@ -155,16 +155,16 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(f"{'model':8} {'zfkit s/epoch':>14} {'seed s/epoch':>13} {'ratio':>6} "
-          f"{'50 epochs zfkit':>16} {'50 epochs seed':>15}")
+          f"{f'{RECIPE_EPOCHS} epochs zfkit':>16} {f'{RECIPE_EPOCHS} epochs seed':>15}")
     for name, zfkit_times, seed_times, _, _ in rows:
         z, s = statistics.median(zfkit_times[1:]), statistics.median(seed_times[1:])
-        print(f"{name:8} {z:>14.2f} {s:>13.2f} {s / z:>5.1f}x {50 * z / 60:>14.1f} m "
-              f"{50 * s / 60:>13.1f} m")
+        print(f"{name:8} {z:>14.2f} {s:>13.2f} {s / z:>5.1f}x {RECIPE_EPOCHS * z / 60:>14.1f} m "
+              f"{RECIPE_EPOCHS * s / 60:>13.1f} m")
     for name in args.models:
         if name in SEED_REPORTED:
             minutes, seconds = divmod(int(SEED_REPORTED[name]["train_time_s"]), 60)
-            print(f"(the seed reports {minutes} min {seconds} s for 50 epochs of {name} on an "
-                  "unnamed GPU, quoted)")
+            print(f"(the seed reports {minutes} min {seconds} s for "
+                  f"{SEED_REPORTED[name]['epochs']} epochs of {name} on an unnamed GPU, quoted)")
     return 0
 
 

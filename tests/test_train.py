@@ -102,6 +102,9 @@ def test_settings_can_be_overridden() -> None:
 def test_bad_settings_are_refused(bad: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TrainConfig(**bad)
+
+
+def test_unknown_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown TrainConfig settings"):
         TrainConfig.from_dict({"lr": 1e-3, "learning_rate": 1e-3})
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .models import conv_layers
-from .atomic import write_atomic
+from .atomic import write_atomic, write_json_atomic
 from .train import History, TrainConfig, fit, load_history, load_model
 
 __all__ = ["ResultsTable", "results_table", "plot_curves", "LiveCurves", "compare", "export_run",
@@ -102,6 +102,11 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | Non
     return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)
 
 
+def _data_sources(runs: Mapping[str, Sequence[History]]) -> str:
+    """The data every run used, e.g. ``"generated-sample"`` (for captions and titles)."""
+    return ", ".join(sorted({h.data_source for hs in runs.values() for h in hs}))
+
+
 def results_table(runs: Mapping[str, Sequence[History]], caption: str = "", *,
                   reference: Mapping[str, Mapping[str, float]] | None = None,
                   reference_label: str = "seed") -> ResultsTable:
@@ -126,9 +131,9 @@ def results_table(runs: Mapping[str, Sequence[History]], caption: str = "", *,
                  "best_val_acc": [h.best_val_acc for h in histories],
                  "best_epoch": [h.best_epoch for h in histories],
                  "test_acc": [h.test_acc for h in histories],
-                 "epoch_time": [float(np.mean(h.column("epoch_time"))) for h in histories],
-                 "train_time": [float(np.sum(h.column("epoch_time"))) for h in histories],
-                 "images_per_s": [float(np.mean(h.column("images_per_s"))) for h in histories]}
+                 "epoch_time": [h.mean_epoch_time for h in histories],
+                 "train_time": [h.total_time for h in histories],
+                 "images_per_s": [h.mean_images_per_s for h in histories]}
         for key, values in stats.items():
             row[f"{key}_mean"], row[f"{key}_std"] = _mean_std(values)
         if reference is not None:
@@ -136,7 +141,7 @@ def results_table(runs: Mapping[str, Sequence[History]], caption: str = "", *,
             for key in ("best_val_acc", "train_time_s", "epochs"):
                 row[f"reference_{key}"] = quoted.get(key)
         rows.append(row)
-    sources = ", ".join(sorted({h.data_source for hs in runs.values() for h in hs}))
+    sources = _data_sources(runs)
     caption = f"{caption} (data: {sources})" if caption else f"data: {sources}"
     return ResultsTable(rows, caption, reference_label)
 
@@ -254,12 +259,9 @@ def compare(data: str | Path, out_dir: str | Path, *, models: Sequence[str] = ("
             config = TrainConfig(model=name, seed=seed, **settings)
             runs.setdefault(name, []).append(
                 fit(config, data, out_dir / f"{name}-s{seed}", resume=True, progress=progress))
-    source = ", ".join(sorted({h.data_source for hs in runs.values() for h in hs}))
     caption = f"{len(models)} models x {seeds} seed(s), {epochs or TrainConfig().epochs} epochs"
-    fig = plot_curves(runs, title=f"{caption}, data: {source}")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    write_atomic(out_dir / "curves.png", lambda f: f.write(buffer.getvalue()))
+    fig = plot_curves(runs, title=f"{caption}, data: {_data_sources(runs)}")
+    write_atomic(out_dir / "curves.png", lambda f: fig.savefig(f, format="png"))
     table = results_table(runs, caption)
     write_atomic(out_dir / "results.md", lambda f: f.write((table.to_markdown() + "\n").encode()))
     write_atomic(out_dir / "results.csv", lambda f: f.write(table.to_csv().encode()))
@@ -315,14 +317,10 @@ def export_run(run_dir: str | Path, to: str | Path) -> Path:
         raise ValueError(f"{run_dir} is not finished ({history.epochs_done}/"
                          f"{history.planned_epochs} epochs): resume it before exporting")
     (_, conv1), *_ = conv_layers(load_model(run_dir, "best"))
-    weights = io.BytesIO()
-    np.savez_compressed(weights, weight=conv1.weight.detach().numpy().astype(np.float32),
-                        bias=conv1.bias.detach().numpy().astype(np.float32))
     metrics = {"model": history.model, "seed": history.seed, "best_val_acc": history.best_val_acc,
                "best_epoch": history.best_epoch, "epochs": history.epochs_done,
                "test_acc": history.test_acc, "test_loss": history.test_loss,
-               "mean_epoch_time_s": float(np.mean(history.column("epoch_time"))),
-               "total_time_s": float(np.sum(history.column("epoch_time")))}
+               "mean_epoch_time_s": history.mean_epoch_time, "total_time_s": history.total_time}
     commit, dirty = _git_commit()
     provenance = {"zfkit_version": __version__, "git_commit": commit, "git_dirty": dirty,
                   "torch_version": torch.__version__, "device": history.device,
@@ -330,10 +328,11 @@ def export_run(run_dir: str | Path, to: str | Path) -> Path:
                   "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "run_dir": str(run_dir)}
     history.save(to / "history.json")
-    for name, payload in (("metrics.json", metrics), ("provenance.json", provenance)):
-        text = json.dumps(payload, indent=1).encode()
-        write_atomic(to / name, lambda f, text=text: f.write(text))
-    write_atomic(to / "conv1.npz", lambda f: f.write(weights.getvalue()))
+    write_json_atomic(to / "metrics.json", metrics)
+    write_json_atomic(to / "provenance.json", provenance)
+    write_atomic(to / "conv1.npz", lambda f: np.savez_compressed(
+        f, weight=conv1.weight.detach().numpy().astype(np.float32),
+        bias=conv1.bias.detach().numpy().astype(np.float32)))
     return to
 
 

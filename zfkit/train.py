@@ -32,8 +32,9 @@ import torch
 from torch import nn
 
 from . import data as zdata
-from .atomic import write_atomic
+from .atomic import write_atomic, write_json_atomic
 from .models import SPECS, ConvNet, build_model
+from .seed import SEED_REPORTED  # re-exported: chapters import it from here too
 
 __all__ = [
     "TrainConfig", "History", "TrainState", "fit", "evaluate", "run_epoch", "resolve_device",
@@ -42,12 +43,6 @@ __all__ = [
 
 CHECKPOINT_FORMAT = 1
 FREE_ON_RESUME = ("epochs", "device")  # settings a resumed run may change; all others must match
-
-# What the seed reports for its single run of each net on VOC 2007 (not computed here: quoted data).
-SEED_REPORTED: dict[str, dict[str, float]] = {
-    "alexnet": {"best_val_acc": 0.519264, "epochs": 50, "train_time_s": 7 * 60 + 3},
-    "zfnet": {"best_val_acc": 0.575710, "epochs": 50, "train_time_s": 8 * 60 + 50},
-}
 
 
 @dataclass
@@ -167,6 +162,21 @@ class History:
         """One metric over the epochs, e.g. ``history.column("val_acc")``."""
         return [r[key] for r in self.records]
 
+    @property
+    def mean_epoch_time(self) -> float:
+        """Seconds per epoch (train + val), averaged over the epochs done."""
+        return float(np.mean(self.column("epoch_time")))
+
+    @property
+    def total_time(self) -> float:
+        """Seconds of all the epochs done (train + val)."""
+        return float(np.sum(self.column("epoch_time")))
+
+    @property
+    def mean_images_per_s(self) -> float:
+        """Training images per second, averaged over the epochs done."""
+        return float(np.mean(self.column("images_per_s")))
+
     def epoch_line(self, record: Mapping[str, float]) -> str:
         """The fixed-format line printed after each epoch."""
         return (f"{self.model} s{self.seed} epoch {record['epoch']:>3}/{self.planned_epochs}: "
@@ -181,11 +191,9 @@ class History:
         if not self.records:
             return f"{head}: no epoch finished yet (0/{self.planned_epochs})"
         test = "n/a" if self.test_acc is None else f"{self.test_acc:.2%}"
-        epoch_time = float(np.mean(self.column("epoch_time")))
-        speed = float(np.mean(self.column("images_per_s")))
         return (f"{head}: best val acc {self.best_val_acc:.2%} at epoch {self.best_epoch}/"
-                f"{self.planned_epochs}, test acc {test}, {epoch_time:.1f} s/epoch, "
-                f"{speed:.0f} train img/s on {self.device}")
+                f"{self.planned_epochs}, test acc {test}, {self.mean_epoch_time:.1f} s/epoch, "
+                f"{self.mean_images_per_s:.0f} train img/s on {self.device}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -195,7 +203,7 @@ class History:
         return cls(**{**values, "records": [dict(r) for r in values.get("records", [])]})
 
     def save(self, path: str | Path) -> None:
-        write_atomic(path, lambda f: f.write(json.dumps(self.to_dict(), indent=1).encode()))
+        write_json_atomic(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> "History":
