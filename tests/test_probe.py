@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zfkit import build_model, probe
+from zfkit import build_model, probe, receptive_fields
 
 SPECS = ("alexnet", "zfnet", "alexnet-paper", "zfnet-paper")
 
@@ -166,7 +166,7 @@ def test_receptive_box_is_exactly_what_a_unit_sees(nets, name, layer):
     act = record.activations[layer][0]                 # (C, h, w)
     y, xx = act.shape[1] // 2, act.shape[2] // 3
     top, left, size = probe.receptive_box(model, layer, y, xx)
-    assert size == __import__("zfkit").receptive_fields(model.spec)[layer][0]
+    assert size == receptive_fields(model.spec)[layer][0]
     inside = torch.zeros_like(x, dtype=torch.bool)
     inside[..., max(top, 0):top + size, max(left, 0):left + size] = True
     noise = torch.randn_like(x) * 3

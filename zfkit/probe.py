@@ -333,14 +333,13 @@ def receptive_box(model: ConvNet, layer: str, y: int, x: int) -> tuple[int, int,
     ``padding * jump`` at every conv/pool; ``size`` and ``jump`` come from
     :func:`zfkit.receptive_fields`. The box may reach outside the image (into the zero padding).
     """
-    rf, jump = receptive_fields(model.spec)[layer]
-    start, step = 0, 1
+    fields = receptive_fields(model.spec)
+    start, jump_in = 0, 1                       # jump_in: the jump of the layer's input
     for spec_layer in _stages(model, layer):
         if spec_layer.kind in ("conv", "pool"):
-            start -= spec_layer.padding * step
-            step *= spec_layer.stride
-    if step != jump:
-        raise RuntimeError(f"jump mismatch at {layer}: {step} vs receptive_fields' {jump}")
+            start -= spec_layer.padding * jump_in
+        jump_in = fields[spec_layer.name][1]
+    rf, jump = fields[layer]
     return start + y * jump, start + x * jump, rf
 
 
@@ -629,9 +628,10 @@ def consistency_by_shift(model: nn.Module, images: torch.Tensor, shifts: list[in
     Returns:
         ``(len(shifts),)`` fractions in [0, 1].
     """
-    reference = _predict(model, as_input(images), batch_size)               # (N,)
+    x = as_input(images)                                 # normalised once, shifted below
+    reference = _predict(model, x, batch_size)                              # (N,)
     fractions = []
     for s in shifts:
-        shifted = reference if s == 0 else _predict(model, shift_images(images, s, s), batch_size)
+        shifted = reference if s == 0 else _predict(model, shift_images(x, s, s), batch_size)
         fractions.append(float((shifted == reference).float().mean()))
     return torch.tensor(fractions)

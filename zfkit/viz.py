@@ -370,9 +370,10 @@ def plot_spectra(entries: Sequence[tuple[str, str, FilterSpectra]], *, title: st
                      hatch="//" if pale else None, edgecolor=color_for(net), label=label)
         ax_hist.hist(spectra.centroid.numpy(), bins=bins, histtype="step", linewidth=2,
                      linestyle="--" if pale else "-", color=color_for(net), label=label)
-    for _, net, spectra in entries:
+    nyquists = {net: spectra.nyquist for _, net, spectra in entries}    # one line per net
+    for net, nyquist in nyquists.items():
         for ax in (ax_bands, ax_hist):
-            ax.axvline(spectra.nyquist, color=color_for(net), linestyle=":", linewidth=1.5)
+            ax.axvline(nyquist, color=color_for(net), linestyle=":", linewidth=1.5)
     ax_bands.set_xticks(edges)
     ax_bands.set(title="Share of the layer's energy by radial frequency band",
                  xlabel="radial frequency (cycles per input pixel); last band includes corners",
