@@ -1,67 +1,30 @@
-"""Output-size arithmetic: the conv/pool formula, receptive fields, and layer tables.
+"""Layer tables: every layer's kernel, stride, padding, shapes, parameters, mult-adds and
+receptive field, from a spec by the formula, and a torchinfo cross-check of the built network.
 
-Everything here is computed from an :class:`~zfkit.models.ArchSpec` with the formula, never by
-running a network; :func:`check_with_torchinfo` then runs torchinfo on the built network and reports
-every row where the two disagree.
+The sizes come from :mod:`zfkit.sizes` (the formula walked over the spec), never from running a
+network; :func:`check_with_torchinfo` then runs torchinfo on the network that
+:func:`zfkit.models.build_model` makes from the same spec and reports every row where the two
+disagree. The formula, :func:`feature_shape` and :func:`receptive_fields` are re-exported here,
+where the chapters look for them.
+
+References: Krizhevsky et al. (2012), Sec. 3.5 and Fig. 2 (AlexNet's layers); Zeiler and Fergus
+(2014), Fig. 3 (ZFNet's layers and sizes).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from numbers import Integral
 
-from .models import ArchSpec, get_spec
+from torch import nn
+
+from .models import build_model
+from .report import html_table
+from .sizes import conv_output_size, feature_shape, feature_steps, receptive_fields
+from .specs import ArchSpec, get_spec
 
 __all__ = [
     "conv_output_size", "receptive_fields", "layer_table", "feature_shape", "LayerRow",
     "LayerTable", "Mismatch", "check_with_torchinfo",
 ]
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                     dilation: int = 1, ceil_mode: bool = False) -> int:
-    """Output length along one dimension of ``nn.Conv2d``, ``nn.MaxPool2d`` or ``nn.AvgPool2d``.
-
-    ``out = floor((size + 2*padding - dilation*(kernel_size-1) - 1) / stride) + 1``; with
-    ``ceil_mode`` the division rounds up, except that (PyTorch's rule) the last window must start
-    inside the input or the left padding, otherwise it is dropped.
-
-    Args:
-        size: input length (pixels).
-        kernel_size, stride, padding, dilation: the layer's arguments along this dimension.
-        ceil_mode: round up instead of down (pooling only; Caffe always rounds up).
-    Returns:
-        The output length, equal to PyTorch's.
-    Raises:
-        ValueError: naming the argument, for a non-integer, a kernel/stride/dilation below 1, a
-            negative padding or size, or a window larger than the padded input.
-    """
-    size = _check_int("size", size, 0)
-    kernel_size = _check_int("kernel_size", kernel_size, 1)
-    stride = _check_int("stride", stride, 1)
-    padding = _check_int("padding", padding, 0)
-    dilation = _check_int("dilation", dilation, 1)
-    if not isinstance(ceil_mode, bool):
-        raise ValueError(f"ceil_mode must be True or False, got {ceil_mode!r}")
-    span = dilation * (kernel_size - 1) + 1          # the window's extent in input pixels
-    padded = size + 2 * padding
-    if span > padded:
-        raise ValueError(f"kernel_size {kernel_size} (dilation {dilation}, so {span} pixels) is "
-                         f"larger than the padded input ({size} + 2*{padding} = {padded})")
-    if ceil_mode:
-        out = math.ceil((padded - span) / stride) + 1
-        if (out - 1) * stride >= size + padding:     # last window would start in the right padding
-            out -= 1
-        return out
-    return (padded - span) // stride + 1
 
 
 @dataclass
@@ -80,23 +43,6 @@ class LayerRow:
     receptive_field: int | None   # pixels of the input seen by one output unit
     jump: int | None              # input pixels between neighbouring output units
     ceil_mode: bool = False
-
-
-def receptive_fields(spec: str | ArchSpec) -> dict[str, tuple[int, int]]:
-    """Receptive field and jump (effective stride) after every conv/pool/LRN layer.
-
-    ``rf_out = rf_in + (kernel - 1) * jump_in`` and ``jump_out = jump_in * stride``.
-    Returns:
-        layer name -> ``(receptive field, jump)`` in input pixels.
-    """
-    spec = get_spec(spec)
-    rf, jump, out = 1, 1, {}
-    for layer in spec.layers:
-        if layer.kind in ("conv", "pool"):
-            rf, jump = rf + (layer.kernel - 1) * jump, jump * layer.stride
-        if layer.kind != "fc":
-            out[layer.name] = (rf, jump)
-    return out
 
 
 @dataclass
@@ -152,8 +98,6 @@ class LayerTable:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from .report import html_table
-
         caption = (f"{self.title} at {self.input_size}x{self.input_size}x3 (shapes HxWxC, computed "
                    f"with the formula): {self.total_params:,} parameters, "
                    f"{self.total_mult_adds:,} mult-adds")
@@ -177,56 +121,36 @@ def layer_table(spec: str | ArchSpec, input_size: int | None = None, *,
     size = spec.input_size if input_size is None else input_size
     fields = receptive_fields(spec)
     table = LayerTable(spec.title, size)
-    c, h, w = 3, size, size
-    flat = None
-    for layer in spec.layers:
-        if layer.kind == "fc":
-            if flat is None:
-                if spec.adaptive_pool:
-                    a = spec.adaptive_pool
-                    table.rows.append(LayerRow("avgpool", "adaptive-avgpool", None, None, None,
-                                               None, (c, h, w), (c, a, a), 0, 0, None, None))
-                    h = w = a
-                flat = c * h * w
-            out = num_classes if layer.filters is None else layer.filters
-            table.rows.append(LayerRow(layer.name, "fc", None, None, None, out, (flat,), (out,),
-                                       flat * out + out, flat * out, None, None))
-            flat = out
-            continue
+    steps = feature_steps(spec, size)             # raises, naming the layer, if a window is too big
+    for step in steps:
+        layer, (c, _, _), out = step.layer, step.input_shape, step.output_shape
         rf, jump = fields[layer.name]
-        try:
-            if layer.kind == "conv":
-                oh = conv_output_size(h, layer.kernel, layer.stride, layer.padding)
-                per_out = (c // layer.groups) * layer.kernel ** 2
-                table.rows.append(LayerRow(layer.name, "conv", layer.kernel, layer.stride,
-                                           layer.padding, layer.filters, (c, h, w),
-                                           (layer.filters, oh, oh),
-                                           (per_out + 1) * layer.filters,
-                                           per_out * layer.filters * oh * oh, rf, jump))
-                c = layer.filters
-            elif layer.kind == "pool":
-                oh = conv_output_size(h, layer.kernel, layer.stride, layer.padding,
-                                      ceil_mode=layer.ceil_mode)
-                table.rows.append(LayerRow(layer.name, "maxpool", layer.kernel, layer.stride,
-                                           layer.padding, None, (c, h, w), (c, oh, oh), 0, 0,
-                                           rf, jump, ceil_mode=layer.ceil_mode))
-            else:  # lrn keeps the shape
-                oh = h
-                table.rows.append(LayerRow(layer.name, "lrn", None, None, None, None, (c, h, w),
-                                           (c, h, w), 0, 0, rf, jump))
-        except ValueError as exc:
-            raise ValueError(f"{spec.name}, layer {layer.name} at input {h}x{w}: {exc}") from None
-        h = w = oh
+        if layer.kind == "conv":
+            per_out = (c // layer.groups) * layer.kernel ** 2     # weights of one output unit
+            row = LayerRow(layer.name, "conv", layer.kernel, layer.stride, layer.padding,
+                           layer.filters, step.input_shape, out, (per_out + 1) * layer.filters,
+                           per_out * out[0] * out[1] * out[2], rf, jump)
+        elif layer.kind == "pool":
+            row = LayerRow(layer.name, "maxpool", layer.kernel, layer.stride, layer.padding, None,
+                           step.input_shape, out, 0, 0, rf, jump, ceil_mode=layer.ceil_mode)
+        else:  # lrn keeps the shape
+            row = LayerRow(layer.name, "lrn", None, None, None, None, step.input_shape, out, 0, 0,
+                           rf, jump)
+        table.rows.append(row)
+    fcs = [layer for layer in spec.layers if layer.kind == "fc"]
+    c, h, w = steps[-1].output_shape if steps else (3, size, size)
+    if fcs and spec.adaptive_pool:
+        a = spec.adaptive_pool
+        table.rows.append(LayerRow("avgpool", "adaptive-avgpool", None, None, None, None,
+                                   (c, h, w), (c, a, a), 0, 0, None, None))
+        h = w = a
+    flat = c * h * w
+    for layer in fcs:
+        out_n = num_classes if layer.filters is None else layer.filters
+        table.rows.append(LayerRow(layer.name, "fc", None, None, None, out_n, (flat,), (out_n,),
+                                   flat * out_n + out_n, flat * out_n, None, None))
+        flat = out_n
     return table
-
-
-def feature_shape(spec: str | ArchSpec, input_size: int | None = None) -> tuple[int, int, int]:
-    """``(C, H, W)`` entering the first FC layer (after the adaptive pool, if the spec has one)."""
-    spec = get_spec(spec)
-    fc6 = next(l for l in spec.layers if l.kind == "fc")
-    rows = layer_table(spec, input_size).rows
-    before = rows[[r.name for r in rows].index(fc6.name) - 1]
-    return before.output_shape  # type: ignore[return-value]
 
 
 @dataclass
@@ -242,7 +166,8 @@ class Mismatch:
 
 
 def check_with_torchinfo(spec: str | ArchSpec, input_size: int | None = None, *,
-                         model=None, num_classes: int = 20) -> list[Mismatch]:
+                         model: nn.Module | None = None,
+                         num_classes: int = 20) -> list[Mismatch]:
     """Run torchinfo on the built network and compare every row of :func:`layer_table` with it.
 
     Args:
@@ -254,9 +179,7 @@ def check_with_torchinfo(spec: str | ArchSpec, input_size: int | None = None, *,
     Returns:
         The rows that disagree (output shape or parameter count); empty when all agree.
     """
-    import torchinfo
-
-    from .models import build_model
+    import torchinfo  # imported here: it is only needed for this check
 
     spec = get_spec(spec)
     size = spec.input_size if input_size is None else input_size
