@@ -1,4 +1,4 @@
-"""The output-size arithmetic: the conv/pool formula, a spec walked layer by layer, receptive fields.
+"""Output-size arithmetic: the conv/pool formula, a spec walked layer by layer, receptive fields.
 
 This is the one place that turns a spec (:mod:`zfkit.specs`) into sizes, so that the network
 (:mod:`zfkit.models` sizes fc6 with :func:`feature_shape`) and the layer tables

@@ -1,0 +1,211 @@
+"""Checkpoints: what a run saves after every epoch, how it resumes exactly, how it is loaded.
+
+``last.pt`` holds everything needed to resume (:class:`TrainState`: model, optimizer, scheduler,
+gradient scaler, every random state, plus the config and the history); ``best.pt`` holds the
+weights of the best validation epoch, the seed's choice of model. Both are written atomically
+(:func:`zfkit.atomic.write_atomic`), ``best.pt`` first, so a run killed at any moment resumes from
+a consistent pair. :func:`open_run` refuses a checkpoint of another model, recipe or data set;
+:func:`load_model` and :func:`initial_model` give a run's network after and before training.
+
+Reference: the layout follows pytorch/examples' ImageNet ``save_checkpoint(state, is_best)``.
+The papers keep no checkpoints; the seed keeps only the best weights, in memory.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from .atomic import write_atomic
+from .history import History, load_history
+from .models import SPECS, ConvNet, build_model
+from .recipe import TrainConfig, make_optimizer
+
+__all__ = [
+    "CHECKPOINT_FORMAT", "FREE_ON_RESUME", "TrainState", "save_checkpoint", "open_run",
+    "load_model", "initial_model",
+]
+
+CHECKPOINT_FORMAT = 1
+FREE_ON_RESUME = ("epochs", "device")  # settings a resumed run may change; all others must match
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
+    """``torch.save`` ``state`` to ``path`` atomically (a reader never sees half a file)."""
+    write_atomic(Path(path), lambda f: torch.save(state, f))
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+    """Every random state, as tensors and plain values (so ``weights_only`` loading works)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                      float(gauss)],
+            "python": list(random.getstate()),
+            "batches": generator.get_state()}
+
+
+def _set_rng_state(state: Mapping[str, Any], generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    cuda = state["cuda"]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    generator.set_state(state["batches"])
+
+
+def _check_resumable(ckpt: Mapping[str, Any], config: TrainConfig, path: Path) -> None:
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise RuntimeError(f"{path} has checkpoint format {ckpt.get('format')}, this zfkit writes "
+                           f"{CHECKPOINT_FORMAT}: use another run folder or delete this one")
+    saved, now = ckpt["config"], config.to_dict()
+    differ = [f"{k}: {saved.get(k)!r} in the checkpoint, {now[k]!r} now" for k in now
+              if k not in FREE_ON_RESUME and saved.get(k) != now[k]]
+    if differ:
+        raise RuntimeError(f"{path} belongs to another run ({'; '.join(differ)}). Resume it with "
+                           "the same settings, or use another run folder (--out) or delete it.")
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise RuntimeError(f"cannot read checkpoint {path} ({type(err).__name__}: {err}); "
+                           "delete the run folder to start again") from err
+
+
+@dataclass
+class TrainState:
+    """Everything that changes while a run trains: what ``last.pt`` saves and restores.
+
+    :meth:`build` makes it from a config (the model right after seeding, channels-last when asked,
+    the fused optimizer where there is one, StepLR, the fp16 gradient scaler, the batch generator);
+    :func:`zfkit.train.fit` then runs :func:`zfkit.train.run_epoch` on it.
+    ``bench/bench_train.py`` times the same pieces.
+    """
+    model: ConvNet
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.StepLR
+    scaler: torch.amp.GradScaler
+    generator: torch.Generator  # the order and flips of the batches (on the CPU, for any device)
+
+    @classmethod
+    def build(cls, config: TrainConfig, num_classes: int, device: torch.device,
+              amp: torch.dtype | None) -> "TrainState":
+        model = build_model(config.model, num_classes=num_classes).to(device)
+        if config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        optimizer = make_optimizer(config, model)
+        return cls(model, optimizer,
+                   torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step, config.lr_gamma),
+                   torch.amp.GradScaler(device.type, enabled=amp == torch.float16),
+                   torch.Generator().manual_seed(config.seed))
+
+    def state(self, history: History) -> dict[str, Any]:
+        """What ``last.pt`` holds after every epoch: everything needed to resume."""
+        return {"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "epoch": history.epochs_done,
+                "best_val_acc": history.best_val_acc, "rng": _rng_state(self.generator),
+                "config": history.config, "classes": history.classes,
+                "history": history.to_dict()}
+
+    def best_state(self, history: History) -> dict[str, Any]:
+        """What ``best.pt`` holds: the weights of ``history``'s best epoch, which just finished."""
+        return {"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(),
+                "epoch": history.best_epoch, "val_acc": history.best_val_acc,
+                "config": history.config, "classes": history.classes}
+
+    def finished_state(self, history: History) -> dict[str, Any]:
+        """What ``last.pt`` keeps of a finished run: :meth:`state` without the optimizer, the
+        scheduler, the scaler and the random states (two thirds of the file), so it cannot be
+        extended."""
+        return {k: v for k, v in self.state(history).items()
+                if k not in ("optimizer", "scheduler", "scaler", "rng")}
+
+    def restore(self, ckpt: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        kernels = [(g.get("fused"), g.get("foreach")) for g in self.optimizer.param_groups]
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        for group, (fused, foreach) in zip(self.optimizer.param_groups, kernels, strict=True):
+            group["fused"], group["foreach"] = fused, foreach  # this device's kernels
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        _set_rng_state(ckpt["rng"], self.generator)
+
+
+def open_run(config: TrainConfig, manifest: Mapping[str, Any], out_dir: Path,
+              resume: bool) -> dict[str, Any] | None:
+    """The checkpoint to resume from (``None``: a fresh run), after checking it fits ``config``."""
+    path = out_dir / "last.pt"
+    if not path.is_file():
+        return None
+    if not resume:
+        raise RuntimeError(f"{out_dir} already holds a run: resume it (--resume, resume=True), "
+                           "or choose another run folder, or delete this one")
+    ckpt = _load_checkpoint(path)
+    _check_resumable(ckpt, config, path)
+    history = ckpt["history"]
+    if history["manifest_hash"] != str(manifest["hash"]):
+        raise RuntimeError(f"{out_dir} was trained on other data (manifest hash "
+                           f"{history['manifest_hash']}; this crops folder has {manifest['hash']})"
+                           ": use the same crops folder, or another run folder")
+    if len(history["records"]) > config.epochs:
+        raise RuntimeError(f"{out_dir} already has {len(history['records'])} epochs, more than the "
+                           f"{config.epochs} asked for: use another run folder")
+    return ckpt
+
+
+def load_model(run_dir: str | Path, which: str = "best", *,
+               device: torch.device | str = "cpu") -> ConvNet:
+    """The network of a run, in eval mode.
+
+    Args:
+        run_dir: the run folder.
+        which: ``"best"`` (the best-val epoch, the seed's choice) or ``"last"``.
+        device: where to put it.
+    Returns:
+        The :class:`~zfkit.models.ConvNet` with the checkpoint's weights.
+    """
+    if which not in ("best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', got {which!r}")
+    path = Path(run_dir) / f"{which}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: train the run first (python -m zfkit train, "
+                                "or zfkit.profiles.train_run)")
+    ckpt = _load_checkpoint(path)
+    name = ckpt["config"]["model"]
+    if name not in SPECS:
+        raise ValueError(f"{path} is a {name!r} network, which is not registered in this session: "
+                         "register it first with zfkit.models.derive_spec(..., register=True)")
+    model = build_model(name, num_classes=len(ckpt["classes"]))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval()
+
+
+def initial_model(run_dir: str | Path) -> ConvNet:
+    """The network of a training run as it was before its first step (rebuilt, not loaded).
+
+    :func:`zfkit.train.fit` seeds torch with the run's seed and builds the model before drawing
+    any other random number, so seeding and building the same way gives the same initial weights
+    (``tests/test_probe.py`` checks this against a real run). The global random state is left as
+    it was.
+
+    Args:
+        run_dir: a run folder (its ``history.json`` names the model, seed and classes).
+    Returns:
+        The freshly initialised :class:`ConvNet` on the CPU, in eval mode.
+    """
+    history = load_history(run_dir)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(history.seed)
+        model = build_model(history.model, num_classes=len(history.classes))
+    return model.eval()
