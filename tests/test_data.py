@@ -148,7 +148,7 @@ def test_cache_is_used_and_keyed_by_manifest_hash(tmp_path: Path, monkeypatch: p
     def fail(*args, **kwargs):
         raise AssertionError("decoded again although a valid cache exists")
 
-    monkeypatch.setattr(D, "decode_resize", fail)
+    monkeypatch.setattr("zfkit.cache.decode_resize", fail)  # where load_split decodes
     again = D.load_split(folder, "train", size=24, cache_dir=cache, progress=False)
     assert torch.equal(again.images, first.images) and again.files == first.files
 
