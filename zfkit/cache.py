@@ -31,8 +31,7 @@ from PIL import Image
 from torch import Tensor
 
 from .atomic import write_atomic
-from .classes import SPLITS
-from .voc import MANIFEST
+from .voc import MANIFEST, SPLITS
 
 __all__ = [
     "CachedSplit", "read_manifest", "check_split", "split_folder", "list_crops", "decode_resize",
