@@ -24,6 +24,30 @@ def _source(cell):
     return "".join(src) if isinstance(src, list) else src
 
 
+CODE_WIDTH = 79   # PEP 8: the rendered page cuts off what is wider
+
+
+def _code_lines(cell: dict) -> list[tuple[int, str]]:
+    """(line number, line) of a code cell, or of the fenced code in a markdown cell (solutions)."""
+    lines = list(enumerate(_source(cell).splitlines(), 1))
+    if cell["cell_type"] == "code":
+        return lines
+    code, fenced = [], False
+    for j, line in lines:
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        elif fenced:
+            code.append((j, line))
+    return code
+
+
+def long_code_lines(path: Path, width: int = CODE_WIDTH) -> list[str]:
+    """'file, cell i, line j: n characters' for every code line wider than ``width``."""
+    return [f"{path.name}, cell {i}, line {j}: {len(line)} characters"
+            for i, cell in enumerate(_cells(path)) if cell["cell_type"] in ("code", "markdown")
+            for j, line in _code_lines(cell) if len(line) > width]
+
+
 def test_every_toc_entry_exists():
     missing = [e["file"] for e in TOC["chapters"]
                if not any((ROOT / f"{e['file']}{ext}").exists() for ext in (".ipynb", ".md"))]
@@ -36,6 +60,25 @@ def test_notebook_committed_without_outputs(path):
     dirty = [i for i, c in enumerate(_cells(path)) if c["cell_type"] == "code"
              and (c.get("outputs") or c.get("execution_count"))]
     assert not dirty, f"{path.name}: cells {dirty} have outputs; clear them before committing"
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("book/**/*.ipynb")), ids=lambda p: p.name)
+def test_code_lines_fit_the_column(path):
+    too_long = long_code_lines(path)
+    assert not too_long, f"wrap these to {CODE_WIDTH} characters:\n" + "\n".join(too_long)
+
+
+def test_long_line_check_names_file_cell_and_line(tmp_path):
+    solution = ["Prose may be as long as it likes: " + "x" * 100 + "\n", "```python\n",
+                "z" * (CODE_WIDTH + 2) + "\n", "```\n", "y" * 100]
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": solution},
+             {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+              "source": ["short = 1\n", "x" * CODE_WIDTH + "\n", "y" * (CODE_WIDTH + 1)]}]
+    path = tmp_path / "wide.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4,
+                                "nbformat_minor": 5}))
+    assert long_code_lines(path) == [f"wide.ipynb, cell 0, line 3: {CODE_WIDTH + 2} characters",
+                                     f"wide.ipynb, cell 1, line 3: {CODE_WIDTH + 1} characters"]
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)

@@ -98,10 +98,16 @@ class LayerTable:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        caption = (f"{self.title} at {self.input_size}x{self.input_size}x3 (shapes HxWxC, computed "
-                   f"with the formula): {self.total_params:,} parameters, "
-                   f"{self.total_mult_adds:,} mult-adds")
-        return html_table(self.COLUMNS, map(self._cells, self.rows), caption)._repr_html_()
+        # Twelve columns do not fit a book's text column: the shapes, then the costs and reach.
+        cells = [self._cells(r) for r in self.rows]
+        title = f"{self.title} at {self.input_size}x{self.input_size}x3, by the formula"
+        shapes = html_table(self.COLUMNS[:8], [c[:8] for c in cells],
+                            f"{title}: shapes (HxWxC)")
+        costs = html_table(self.COLUMNS[:1] + self.COLUMNS[8:], [c[:1] + c[8:] for c in cells],
+                           f"{title}: {self.total_params:,} parameters, "
+                           f"{self.total_mult_adds:,} mult-adds; receptive field (RF) and "
+                           "jump in input pixels")
+        return shapes.markup + costs.markup
 
 
 def layer_table(spec: str | ArchSpec, input_size: int | None = None, *,
