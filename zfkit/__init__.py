@@ -8,8 +8,7 @@ filter spectra), :mod:`zfkit.profiles` (the smoke/full switch the chapters use).
 """
 from .models import MODEL_NAMES, build_model, get_spec
 from .shapes import check_with_torchinfo, conv_output_size, layer_table, receptive_fields
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "MODEL_NAMES", "build_model", "get_spec", "check_with_torchinfo", "conv_output_size",

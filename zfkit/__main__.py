@@ -15,6 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
+__all__ = ["build_parser", "main"]
+
 
 def _table(args: argparse.Namespace) -> int:
     from .models import SPECS
