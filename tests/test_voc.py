@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zfkit import voc
+from zfkit import crops, voc
 from zfkit.__main__ import main as cli
 
 # ------------------------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ def test_rerun_is_a_no_op_and_a_changed_source_rebuilds(tmp_path):
 def test_interrupted_build_is_detected_and_redone(tmp_path, monkeypatch):
     root = _small_tree(tmp_path)
     out = tmp_path / "crops"
-    real = voc._crop_image
+    real = crops._crop_image                                # the builder's per-image step
 
     def dies_on_val(voc_root, image_id, dest, **kw):
         if image_id == "000003":
@@ -196,13 +196,13 @@ def test_interrupted_build_is_detected_and_redone(tmp_path, monkeypatch):
 
     voc.build_crops(root, out, progress=False)              # a complete build first
     (root / "ImageSets/Main/train.txt").write_text("000001\n")   # then the source changes
-    monkeypatch.setattr(voc, "_crop_image", dies_on_val)
+    monkeypatch.setattr(crops, "_crop_image", dies_on_val)
     with pytest.raises(KeyboardInterrupt):
         voc.build_crops(root, out, progress=False, workers=1)
     assert not (out / "manifest.json").exists() and (out / ".building").exists()
     with pytest.raises(FileNotFoundError, match="interrupted"):
         voc.read_manifest(out)
-    monkeypatch.setattr(voc, "_crop_image", real)
+    monkeypatch.setattr(crops, "_crop_image", real)
     manifest = voc.build_crops(root, out, progress=False)
     assert sum(manifest["counts"]["val"].values()) == 1 and not (out / ".building").exists()
 

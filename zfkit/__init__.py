@@ -1,10 +1,26 @@
 """zfkit: the code behind "ZFNet vs AlexNet", an executable textbook.
 
-Modules, one concept each: :mod:`zfkit.shapes` (output-size formula, layer tables),
-:mod:`zfkit.models` (architectures as data), :mod:`zfkit.voc` (VOC 2007 download, crops, generated
-sample), :mod:`zfkit.data` (cached tensors and the batch iterator), :mod:`zfkit.train` (the loop,
-checkpoints, resume), :mod:`zfkit.viz` (plots and widgets), :mod:`zfkit.probe` (deconvnet, occlusion,
-filter spectra), :mod:`zfkit.profiles` (the smoke/full switch the chapters use).
+Modules, one concept each, in the order the data flows (the README lists them all):
+
+* the networks: :mod:`zfkit.specs` (AlexNet and ZFNet as data), :mod:`zfkit.sizes` (the
+  output-size formula), :mod:`zfkit.models` (``nn.Module`` from a spec), :mod:`zfkit.shapes`
+  (layer tables, torchinfo check), :mod:`zfkit.calculator` (the formula drawn);
+* the data: :mod:`zfkit.download`, :mod:`zfkit.annotations`, :mod:`zfkit.crops` (VOC 2007 to
+  class folders), :mod:`zfkit.sample` and :mod:`zfkit.photos` (generated VOC-format samples),
+  :mod:`zfkit.classes` and :mod:`zfkit.official` (VOC's classes and counts), all behind
+  :mod:`zfkit.voc`; :mod:`zfkit.baseline` (how far colour alone gets); :mod:`zfkit.cache` and
+  :mod:`zfkit.batches` (decode once, batches on the device) behind :mod:`zfkit.data`;
+* training: :mod:`zfkit.recipe`, :mod:`zfkit.history`, :mod:`zfkit.checkpoint`, behind
+  :mod:`zfkit.train` (the loop); :mod:`zfkit.results`, :mod:`zfkit.recorded`, :mod:`zfkit.record`
+  (comparing and recording runs); :mod:`zfkit.profiles` (the smoke/book/full switch);
+* looking inside: :mod:`zfkit.activations`, :mod:`zfkit.deconvnet`, :mod:`zfkit.top9`,
+  :mod:`zfkit.occlusion`, :mod:`zfkit.spectra`, :mod:`zfkit.shift`, behind :mod:`zfkit.probe`;
+  :mod:`zfkit.mosaic`, :mod:`zfkit.viz_features`, :mod:`zfkit.viz_probes`, behind
+  :mod:`zfkit.viz`;
+* the page: :mod:`zfkit.web` (the in-page calculator, clickable layer tables and feature-map
+  explorer of the rendered book), :mod:`zfkit.style`, :mod:`zfkit.report`; and
+  :mod:`zfkit.seed`, :mod:`zfkit.atomic`, :mod:`zfkit.version`, the command line in
+  :mod:`zfkit.__main__`.
 """
 from .models import MODEL_NAMES, build_model, get_spec
 from .shapes import check_with_torchinfo, conv_output_size, layer_table, receptive_fields

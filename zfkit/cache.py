@@ -31,7 +31,8 @@ from PIL import Image
 from torch import Tensor
 
 from .atomic import write_atomic
-from .voc import MANIFEST, SPLITS
+from .classes import SPLITS
+from .crops import MANIFEST
 
 __all__ = [
     "CachedSplit", "read_manifest", "check_split", "split_folder", "list_crops", "decode_resize",

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from .batches import MEAN, STD, batches, imagefolder_loader, normalize_batch, seed_transform
 from .cache import CachedSplit, cache_path, decode_resize, list_crops, load_split, read_manifest
-from .voc import SPLITS
+from .classes import SPLITS
 
 __all__ = [
     "SPLITS", "MEAN", "STD", "CachedSplit", "read_manifest", "list_crops", "decode_resize",
