@@ -22,6 +22,7 @@ Modules, one concept each, in the order the data flows (the README lists them al
   :mod:`zfkit.seed`, :mod:`zfkit.atomic`, :mod:`zfkit.version`, the command line in
   :mod:`zfkit.__main__`.
 """
+from . import web
 from .models import MODEL_NAMES, build_model, get_spec
 from .shapes import check_with_torchinfo, conv_output_size, layer_table, receptive_fields
 from .version import __version__
