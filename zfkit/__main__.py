@@ -8,6 +8,7 @@ Commands:
     train          train one model on a crops folder (resumable)
     compare        train AlexNet and ZFNet with the same recipe and seeds, write curves and a table
     export         copy a finished run's results into book/results/NAME with provenance
+    record         train and export every run the chapters show (resumable)
 """
 from __future__ import annotations
 
@@ -86,6 +87,15 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record(args: argparse.Namespace) -> int:
+    from .record import record
+
+    folders = record(args.profile, out=args.out, only=tuple(args.only or ()),
+                     progress=lambda line: print(line, flush=True))
+    print(f"{len(folders)} recorded runs in {folders[0].parent if folders else args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m zfkit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -141,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--to", type=Path, required=True)
     p.set_defaults(func=_export)
+
+    p = sub.add_parser("record", help="train and export every run the chapters show")
+    p.add_argument("--profile", default="book", help="the profile to record (default: book)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="where the recorded runs go (default: book/results of this checkout)")
+    p.add_argument("--only", action="append",
+                   help="record only this run, e.g. book-zfnet-s1 (repeatable)")
+    p.set_defaults(func=_record)
     return parser
 
 

@@ -1,7 +1,11 @@
 """Profiles: one switch that sets the scale of every chapter.
 
 ``full``  real Pascal VOC 2007 and the seed's 50-epoch recipe (default when a CUDA GPU is present).
-``smoke`` the generated VOC-format sample and a few epochs (default elsewhere, e.g. CI).
+``smoke`` the generated shapes sample and a few epochs (default elsewhere, e.g. CI): proves the
+          code runs.
+``book``  the generated photo-textured sample at the largest scale a 2-core CPU trains in about
+          an hour: the recorded runs in ``book/results/`` that chapters 5-8 show
+          (``python -m zfkit record --profile book``).
 
 Choose explicitly with the environment variable ``ZFKIT_PROFILE=smoke|full``. Data, crops and runs
 live under ``ZFKIT_HOME`` (default ``~/.cache/zfkit``). On Colab with Google Drive mounted, runs go
@@ -15,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-__all__ = ["Profile", "PROFILES", "get_profile", "zfkit_home", "data_home", "prepare_data",
+__all__ = ["Profile", "PROFILES", "DATA_KINDS", "get_profile", "zfkit_home", "data_home", "prepare_data",
            "cache_dir",
            "run_dir", "train_run"]
 
 _DRIVE = Path("/content/drive/MyDrive")
+DATA_KINDS = ("sample", "photos", "voc2007")
 
 
 @dataclass(frozen=True)
@@ -27,13 +32,16 @@ class Profile:
     """The scale of an experiment.
 
     Args:
-        name: ``"smoke"`` or ``"full"``.
-        data: ``"sample"`` (the generated VOC-format sample) or ``"voc2007"`` (the real data).
+        name: ``"smoke"``, ``"book"`` or ``"full"``.
+        data: ``"sample"`` (the generated shapes sample), ``"photos"`` (the generated
+            photo-textured sample) or ``"voc2007"`` (the real data).
         epochs: training epochs per run.
-        sample_images: images in the generated sample (``data == "sample"`` only).
+        sample_images: images in the generated sample (generated data only).
         seeds: the seeds that multi-seed comparisons use.
-        batch_size: images per training batch (the recipe's 128; the smoke profile halves it so
-            its few crops still give a few dozen optimizer steps).
+        batch_size: images per training batch (the recipe's 128; the generated samples use
+            smaller batches so their few crops still give hundreds of optimizer steps).
+        lr_step: StepLR's step in epochs; the seed's 15 of 50 epochs, scaled to the profile's
+            epochs where the profile is shorter (``None``: the recipe's 15).
     """
     name: str
     data: str
@@ -41,21 +49,43 @@ class Profile:
     sample_images: int
     seeds: tuple[int, ...]
     batch_size: int = 128
+    lr_step: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.data not in DATA_KINDS:
+            raise ValueError(f"data must be one of {DATA_KINDS}, got {self.data!r}")
 
     @property
     def is_sample(self) -> bool:
-        return self.data == "sample"
+        """Generated data (either sample), never to be presented as VOC results."""
+        return self.data != "voc2007"
+
+    @property
+    def sample_kind(self) -> str | None:
+        """``"shapes"`` or ``"photos"`` for generated data, ``None`` for VOC 2007."""
+        return {"sample": "shapes", "photos": "photos"}.get(self.data)
+
+    def recipe(self) -> dict[str, int]:
+        """The :class:`~zfkit.train.TrainConfig` settings this profile sets."""
+        settings = {"epochs": self.epochs, "batch_size": self.batch_size}
+        if self.lr_step is not None:
+            settings["lr_step"] = self.lr_step
+        return settings
 
     def describe(self) -> str:
         """One line that every chapter prints, so no reader mistakes a smoke run for a result."""
-        if self.is_sample:
-            what = (f"the GENERATED VOC-format sample ({self.sample_images} synthetic images), "
+        if self.data == "sample":
+            what = (f"the GENERATED shapes sample ({self.sample_images} synthetic images), "
                     "not Pascal VOC 2007: numbers below show the code works, not how the nets "
                     "compare on real photos")
+        elif self.data == "photos":
+            what = (f"the GENERATED photo-textured sample ({self.sample_images} images made "
+                    "from scikit-image's photographs), not Pascal VOC 2007")
         else:
             what = "Pascal VOC 2007 object crops"
         batch = "" if self.batch_size == 128 else f", batch {self.batch_size}"
-        return (f"Profile '{self.name}': {what}; {self.epochs} epochs per run{batch}, "
+        step = "" if self.lr_step is None else f", lr x0.1 every {self.lr_step} epochs"
+        return (f"Profile '{self.name}': {what}; {self.epochs} epochs per run{batch}{step}, "
                 f"seeds {list(self.seeds)}.")
 
 
@@ -63,6 +93,11 @@ PROFILES: dict[str, Profile] = {
     # smoke: sized so that one run of either net takes about a minute on 2 CPU cores (measured
     # with bench/bench_train.py and chapter 5) and still learns well above chance (5 %).
     "smoke": Profile("smoke", "sample", epochs=5, sample_images=400, seeds=(0, 1), batch_size=64),
+    # book: the recorded runs of chapters 5-8 (python -m zfkit record --profile book). Sized so
+    # that its 12 runs (4 networks x 3 seeds) train in about an hour on 2 CPU cores; the seed's
+    # StepLR (x0.1 every 15 of 50 epochs) scaled to the epochs.
+    "book": Profile("book", "photos", epochs=6, sample_images=2000, seeds=(0, 1, 2),
+                    batch_size=32, lr_step=2),
     "full": Profile("full", "voc2007", epochs=50, sample_images=0, seeds=(0, 1, 2)),
 }
 
@@ -107,10 +142,14 @@ def prepare_data(profile: Profile, *, progress: bool = True) -> Path:
     from . import voc
 
     home = data_home()
-    if profile.is_sample:
+    if profile.data == "sample":
         voc_root = voc.make_sample(home / f"sample-{profile.sample_images}",
                                    images=profile.sample_images, seed=0)
         out = home / f"sample-{profile.sample_images}-crops"
+    elif profile.data == "photos":
+        voc_root = voc.make_sample(home / f"photos-{profile.sample_images}",
+                                   images=profile.sample_images, seed=0, kind="photos")
+        out = home / f"photos-{profile.sample_images}-crops"
     else:
         given = os.environ.get("ZFKIT_VOC_ROOT")
         voc_root = (Path(given).expanduser() if given
@@ -157,7 +196,7 @@ def train_run(profile: Profile, model: str, seed: int = 0, *, progress: bool = F
 
     crops = prepare_data(profile, progress=progress)
     folder = run_dir(profile, model, seed, **overrides)
-    settings = {"epochs": profile.epochs, "batch_size": profile.batch_size, **overrides}
+    settings = {**profile.recipe(), **overrides}
     config = TrainConfig(model=model, seed=seed, **settings)
     fit(config, crops, folder, resume=True, callbacks=callbacks, progress=progress,
         cache_dir=cache_dir())

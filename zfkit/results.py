@@ -2,30 +2,27 @@
 folders under ``book/results/`` that let a chapter show a real run it did not train itself.
 
 :func:`compare` trains every model with the same recipe and seeds (what the seed's main script does
-with one seed) and writes ``curves.png``, ``results.md`` and ``results.csv``. :func:`export_run`
-records a finished run with its provenance; :func:`load_recorded` reads it back.
+with one seed) and writes ``curves.png``, ``results.md`` and ``results.csv``. Recorded runs
+(:func:`export_run`, :func:`load_recorded`, :func:`recorded_runs`) live in :mod:`zfkit.recorded`
+and are re-exported here.
 """
 from __future__ import annotations
 
 import csv
 import html
 import io
-import json
-import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
-from .models import conv_layers
-from .atomic import write_atomic, write_json_atomic
-from .train import History, TrainConfig, fit, load_history, load_model
+from .atomic import write_atomic
+from .recorded import Recorded, export_run, load_recorded, recorded_runs
+from .train import History, TrainConfig, fit
 
 __all__ = ["ResultsTable", "results_table", "plot_curves", "LiveCurves", "compare", "export_run",
-           "Recorded", "load_recorded"]
+           "Recorded", "load_recorded", "recorded_runs"]
 
 
 @dataclass(repr=False)
@@ -269,113 +266,3 @@ def compare(data: str | Path, out_dir: str | Path, *, models: Sequence[str] = ("
         print(table.to_markdown())
         print(f"wrote {out_dir / 'curves.png'}, results.md and results.csv")
     return runs
-
-
-# ----------------------------------------------------------------------------------------------
-# Recorded results
-
-
-def _git_commit() -> tuple[str, bool | None]:
-    """The commit of this zfkit and whether tracked files differ from it (``None``: unknown):
-    from git when run from a clone, else from pip's record of a ``git+`` install."""
-    here = Path(__file__).parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                              text=True, timeout=10)
-        if head.returncode == 0:
-            diff = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "."], cwd=here.parent,
-                                  capture_output=True, timeout=30)
-            return head.stdout.strip(), diff.returncode != 0
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        from importlib.metadata import distribution
-        info = json.loads(distribution("zfkit").read_text("direct_url.json") or "{}")
-        return info.get("vcs_info", {}).get("commit_id", "unknown"), None
-    except Exception:
-        return "unknown", None
-
-
-def export_run(run_dir: str | Path, to: str | Path) -> Path:
-    """Copy a finished run's results into a small folder a chapter can show (``book/results/NAME``).
-
-    Writes ``history.json``, ``metrics.json``, ``conv1.npz`` (the best checkpoint's first-layer
-    filters, float32) and ``provenance.json`` (zfkit version, git commit and whether the working
-    tree had changes, device, data source and manifest hash, date).
-
-    Args:
-        run_dir: a finished run folder.
-        to: the folder to write.
-    Returns:
-        ``to`` as a ``Path``.
-    """
-    from . import __version__
-
-    run_dir, to = Path(run_dir), Path(to)
-    history = load_history(run_dir)
-    if not history.completed:
-        raise ValueError(f"{run_dir} is not finished ({history.epochs_done}/"
-                         f"{history.planned_epochs} epochs): resume it before exporting")
-    (_, conv1), *_ = conv_layers(load_model(run_dir, "best"))
-    metrics = {"model": history.model, "seed": history.seed, "best_val_acc": history.best_val_acc,
-               "best_epoch": history.best_epoch, "epochs": history.epochs_done,
-               "test_acc": history.test_acc, "test_loss": history.test_loss,
-               "mean_epoch_time_s": history.mean_epoch_time, "total_time_s": history.total_time}
-    commit, dirty = _git_commit()
-    provenance = {"zfkit_version": __version__, "git_commit": commit, "git_dirty": dirty,
-                  "torch_version": torch.__version__, "device": history.device,
-                  "data_source": history.data_source, "manifest_hash": history.manifest_hash,
-                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "run_dir": str(run_dir)}
-    history.save(to / "history.json")
-    write_json_atomic(to / "metrics.json", metrics)
-    write_json_atomic(to / "provenance.json", provenance)
-    write_atomic(to / "conv1.npz", lambda f: np.savez_compressed(
-        f, weight=conv1.weight.detach().numpy().astype(np.float32),
-        bias=conv1.bias.detach().numpy().astype(np.float32)))
-    return to
-
-
-@dataclass
-class Recorded:
-    """A recorded result (see :func:`export_run`)."""
-    path: Path
-    history: History
-    metrics: dict[str, Any]
-    provenance: dict[str, Any]
-    conv1: dict[str, np.ndarray]
-
-    def describe(self) -> str:
-        """One line saying where the numbers come from."""
-        p = self.provenance
-        return (f"Recorded result {self.path.name!r}: {self.history.model} on {p['data_source']} "
-                f"(manifest {str(p['manifest_hash'])[:12]}), trained on {p['device']} with zfkit "
-                f"{p['zfkit_version']} (commit {str(p['git_commit'])[:10]}) on {p['date'][:10]}.")
-
-
-def load_recorded(name_or_path: str | Path, *, missing_ok: bool = False) -> Recorded | None:
-    """A recorded result: a folder path, or a name looked up in ``results/`` and ``book/results/``
-    below the working folder and in the repository zfkit was installed from.
-
-    Args:
-        name_or_path: e.g. ``"zfnet-voc2007-s0"`` or ``"book/results/zfnet-voc2007-s0"``.
-        missing_ok: return ``None`` instead of raising when there is no such result.
-    Returns:
-        The :class:`Recorded` result (or ``None``).
-    """
-    given = Path(name_or_path)
-    repo = Path(__file__).resolve().parents[1]
-    candidates = [given, Path.cwd() / "results" / given, Path.cwd() / "book" / "results" / given,
-                  repo / "book" / "results" / given]
-    path = next((c for c in candidates if (c / "metrics.json").is_file()), None)
-    if path is None:
-        if missing_ok:
-            return None
-        raise FileNotFoundError(f"no recorded result {str(name_or_path)!r} (looked in "
-                                f"{[str(c) for c in candidates]}): record one with "
-                                "`python -m zfkit export RUN_DIR --to book/results/NAME`")
-    with np.load(path / "conv1.npz", allow_pickle=False) as npz:
-        conv1 = {key: npz[key] for key in npz.files}
-    return Recorded(path, History.load(path / "history.json"),
-                    json.loads((path / "metrics.json").read_text()),
-                    json.loads((path / "provenance.json").read_text()), conv1)

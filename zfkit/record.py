@@ -1,0 +1,212 @@
+"""Recorded runs: train every run a chapter shows, once, and keep what the chapters need of it.
+
+``python -m zfkit record --profile book`` trains AlexNet, ZFNet and the two networks of the 2x2
+ablation (conv1 kernel 11 or 7 x strides 4, 1 or 2, 2; chapter 8) for every seed of the profile,
+then exports each finished run to ``book/results/<profile>-<model>-s<seed>/``:
+
+* ``history.json``, ``metrics.json`` (best val and test accuracy, majority-class shares);
+* ``provenance.json``: data kind and scale, seed, manifest hash, sample generator version, zfkit
+  version and commit, torch version, device and threads, wall time, date, the recipe and the spec;
+* ``conv1.npz``: ``weight`` (the best checkpoint's first layer), ``initial`` (the same layer before
+  the first step) and ``bias``, float32;
+* ``analysis.json``: what needs the whole network (the classifier too), computed at record time
+  on the shared probe images: shift consistency (Sec. 4.1's invariance) and test predictions;
+* for seed 0 of AlexNet and ZFNet also ``convs.npz`` (every convolution layer, float16: feature
+  maps, top-9 and deconvnet projections need no classifier) and ``occlusion.npz`` (Sec. 4.2's
+  maps for a few probe images, which do).
+
+The probe images (test crops of the sample, JPEG-encoded once) are ``probe-images.npz`` beside the
+runs; every analysis, here and in the chapters, uses those same decoded pixels.
+
+Recording is resumable: a run that was exported is skipped, a run that was interrupted continues
+from its last epoch (:func:`zfkit.profiles.train_run`), and progress is printed run by run and
+epoch by epoch. :func:`check_recorded` tells whether a recorded run still matches what the current
+code would make; :func:`recorded_runs` lists them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from .atomic import write_atomic
+from .specs import ABLATION_GRID, get_spec
+from .profiles import Profile, get_profile, prepare_data, train_run
+from .recorded import (RECORD_FORMAT, RESULTS_DIR, Recorded, export_run, probe_images,
+                       write_probe_images)
+from .train import TrainConfig, load_history, load_model
+
+__all__ = ["RUN_NETS", "ABLATION_GRID", "DETAILED", "RunPlan", "plan_runs", "record",
+           "check_recorded", "RECORD_COMMAND", "SHIFTS", "PAPER_SGD"]
+
+RECORD_COMMAND = "python -m zfkit record --profile {profile}"
+RUN_NETS = tuple(dict.fromkeys(("alexnet", "zfnet", *ABLATION_GRID.values())))
+DETAILED = ("alexnet", "zfnet")    # seed 0 of these keeps its conv layers and occlusion maps
+SHIFTS = (0, 2, 4, 8, 12, 16, 24, 32)
+OCCLUSION_IMAGES = 4
+THREADS = 2                        # CPU runs are reproducible for a fixed thread count
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One run to record: its network, seed and any recipe changes (``overrides``)."""
+    model: str
+    seed: int
+    overrides: tuple[tuple[str, Any], ...] = ()
+    tag: str = ""                  # appended to the name, e.g. "sgd"
+
+    def name(self, profile: Profile) -> str:
+        return f"{profile.name}-{self.model}-s{self.seed}" + (f"-{self.tag}" if self.tag else "")
+
+    def config(self, profile: Profile) -> TrainConfig:
+        """The recipe this run trains with: the seed's, with the profile's scale."""
+        return TrainConfig(model=self.model, seed=self.seed,
+                           **{**profile.recipe(), **dict(self.overrides)})
+
+
+# The papers' optimiser (Krizhevsky et al. 2012, Sec. 5: SGD, momentum 0.9, weight decay 5e-4,
+# lr 0.01), for one comparison run beside the seed's Adam.
+PAPER_SGD = (("optimizer", "sgd"), ("lr", 0.01), ("momentum", 0.9), ("weight_decay", 5e-4))
+
+
+def plan_runs(profile: Profile) -> list[RunPlan]:
+    """Every run the chapters show, in recording order: seed 0 of AlexNet and ZFNet first (the
+    chapters' filters and maps), then the other seeds and the ablation, then one run of each with
+    the papers' SGD."""
+    plans = [RunPlan(m, s) for s in profile.seeds for m in RUN_NETS]
+    plans.sort(key=lambda p: (p.seed != profile.seeds[0] or p.model not in DETAILED))
+    plans += [RunPlan(m, profile.seeds[0], PAPER_SGD, "sgd") for m in DETAILED]
+    return plans
+
+
+# ----------------------------------------------------------------------------------------------
+# Export
+
+
+def _sample_version(kind: str | None) -> int | None:
+    """The generator version of a sample kind (``None``: real data)."""
+    if kind is None:
+        return None
+    from .photos import PHOTOS_VERSION
+    from .sample import SHAPES_VERSION
+    return {"shapes": SHAPES_VERSION, "photos": PHOTOS_VERSION}[kind]
+
+
+def _analyse(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             detailed: bool, to: Path) -> dict[str, Any]:
+    """What needs the classifier: predictions, shift consistency and (detailed) occlusion."""
+    from . import probe
+
+    with torch.no_grad():
+        x = probe.as_input(images)
+        predictions = torch.cat([model(x[i:i + 64]).argmax(1) for i in range(0, len(x), 64)])
+    by_shift = probe.consistency_by_shift(model, images, list(SHIFTS))
+    analysis = {"probe_predictions": predictions.tolist(),
+                "probe_accuracy": float((predictions == labels).float().mean()),
+                "shifts": list(SHIFTS), "shift_consistency": by_shift.tolist()}
+    if detailed:
+        right = np.nonzero((predictions == labels).numpy())[0]
+        picks = [int(i) for i in right[:OCCLUSION_IMAGES]]
+        maps = [probe.occlusion_map(model, images[i], int(labels[i])) for i in picks]
+        write_atomic(to / "occlusion.npz", lambda f: np.savez_compressed(
+            f, images=np.array(picks), prob=np.stack([m.prob.numpy() for m in maps]),
+            top_class=np.stack([m.top_class.numpy() for m in maps]),
+            base_prob=np.array([m.base_prob for m in maps]),
+            target=np.array([m.target for m in maps]), ys=np.array(maps[0].ys),
+            xs=np.array(maps[0].xs), patch=np.array(maps[0].patch)))
+    return analysis
+
+
+def _export(plan: RunPlan, profile: Profile, folder: Path, crops: Path, to: Path,
+            wall_time: float) -> None:
+    """Analyse a finished run on the probe images and record it (``metrics.json`` last)."""
+    images, labels, _ = probe_images(to.parent)
+    detailed = plan.seed == profile.seeds[0] and plan.model in DETAILED and not plan.tag
+    start = time.perf_counter()
+    analysis = _analyse(load_model(folder, "best"), images, labels, detailed, to)
+    export_run(folder, to, crops=crops, analysis=analysis, keep_convs=detailed, provenance={
+        "profile": profile.name, "command": RECORD_COMMAND.format(profile=profile.name),
+        "data_kind": profile.data, "sample_images": profile.sample_images,
+        "sample_generator_version": _sample_version(profile.sample_kind),
+        "wall_time_s": wall_time + time.perf_counter() - start})
+
+
+def record(profile: str | Profile = "book", *, out: str | Path | None = None,
+           only: Sequence[str] = (), progress: Callable[[str], None] = print) -> list[Path]:
+    """Train (or resume) and export every run of ``profile`` (see :func:`plan_runs`).
+
+    Args:
+        profile: the profile (``"book"`` for the book's recorded runs).
+        out: where the recorded runs go (default ``book/results`` of this checkout).
+        only: record only the runs with these names (e.g. ``book-zfnet-s1``).
+        progress: called with one line per run and per epoch.
+    Returns:
+        The folders of the recorded runs.
+    """
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    out = Path(out) if out is not None else RESULTS_DIR
+    torch.set_num_threads(THREADS)
+    crops = prepare_data(profile, progress=False)
+    if not (out / "probe-images.npz").is_file():
+        write_probe_images(crops, out / "probe-images.npz")
+    plans = [p for p in plan_runs(profile) if not only or p.name(profile) in only]
+    done = []
+    for number, plan in enumerate(plans, start=1):
+        name, to = plan.name(profile), out / plan.name(profile)
+        if (to / "metrics.json").is_file():
+            progress(f"[{number}/{len(plans)}] {name}: recorded already, skipped")
+            done.append(to)
+            continue
+        progress(f"[{number}/{len(plans)}] {name}: training "
+                 f"({plan.config(profile).epochs} epochs)")
+        start = time.perf_counter()
+        folder = train_run(profile, plan.model, plan.seed, progress=False,
+                           callbacks=[lambda h: progress(h.epoch_line(h.records[-1]))],
+                           **dict(plan.overrides))
+        _export(plan, profile, folder, crops, to, time.perf_counter() - start)
+        progress(f"[{number}/{len(plans)}] {name}: {load_history(folder).summary()}")
+        done.append(to)
+    return done
+
+
+
+
+def check_recorded(run: Recorded) -> list[str]:
+    """What differs between a recorded run and what the current code would make (empty: none).
+
+    Compared: the export format, the network's spec, the recipe, the sample kind and its
+    generator's version. (The manifest is checked by the tests, which regenerate part of it.)
+    """
+    name = run.provenance.get("profile")
+    if name is None:
+        return [f"{run.name} was not made by `python -m zfkit record` (no profile)"]
+    profile = get_profile(name)
+    plan = next((p for p in plan_runs(profile) if p.name(profile) == run.name), None)
+    if plan is None:
+        return [f"{run.name} is not a run of profile {profile.name!r} any more"]
+    problems = []
+    if run.provenance.get("format") != RECORD_FORMAT:
+        problems.append(f"export format {run.provenance.get('format')} != {RECORD_FORMAT}")
+    spec = json.loads(json.dumps(dataclasses.asdict(get_spec(plan.model))))
+    if run.provenance["spec"] != spec:
+        problems.append(f"the spec of {plan.model} changed")
+    recipe = plan.config(profile).to_dict()
+    changed = sorted(k for k in recipe if run.provenance["recipe"].get(k) != recipe[k])
+    if changed:
+        problems.append(f"the recipe changed ({', '.join(changed)})")
+    if run.provenance.get("data_kind") != profile.data:
+        problems.append(f"data kind {run.provenance.get('data_kind')} != {profile.data}")
+    version = _sample_version(profile.sample_kind)
+    if run.provenance.get("sample_generator_version") != version:
+        problems.append(f"sample generator version "
+                        f"{run.provenance.get('sample_generator_version')} != {version}")
+    if run.provenance.get("sample_images") != profile.sample_images:
+        problems.append(f"sample size {run.provenance.get('sample_images')} != "
+                        f"{profile.sample_images}")
+    return problems
