@@ -2,7 +2,7 @@
 
 Commands:
     table          print the layer table of a model, computed with the formula
-    make-sample    write the generated VOC-format sample
+    make-sample    write a generated VOC-format sample (shapes or photos; never VOC data)
     download-voc   download and verify Pascal VOC 2007
     voc-crops      crop every non-difficult object of a VOCdevkit into class folders
     train          train one model on a crops folder (resumable)
@@ -35,10 +35,17 @@ def _table(args: argparse.Namespace) -> int:
 
 
 def _make_sample(args: argparse.Namespace) -> int:
-    from .voc import make_sample
+    import json
 
-    root = make_sample(args.out, images=args.images, seed=args.seed)
-    print(f"generated VOC-format sample (not real VOC data) at {root}")
+    from .sample import SAMPLE_MARKER, make_sample
+
+    root = make_sample(args.out, images=args.images, seed=args.seed, kind=args.kind,
+                       workers=args.workers)
+    marker = json.loads((root / SAMPLE_MARKER).read_text())
+    splits = ", ".join(f"{s} {n}" for s, n in marker["images_per_split"].items())
+    print(f"GENERATED VOC-format sample, kind {args.kind!r} (NOT Pascal VOC data) at {root}\n"
+          f"  {args.images} images (seed {args.seed}): {splits}; objects "
+          f"{sum(marker['objects'].values())}")
     return 0
 
 
@@ -90,7 +97,7 @@ def _export(args: argparse.Namespace) -> int:
 def _record(args: argparse.Namespace) -> int:
     from .record import record
 
-    folders = record(args.profile, out=args.out, only=tuple(args.only or ()),
+    folders = record(args.profile, out=args.out, only=tuple(args.only or ()), jobs=args.jobs,
                      progress=lambda line: print(line, flush=True))
     print(f"{len(folders)} recorded runs in {folders[0].parent if folders else args.out}")
     return 0
@@ -107,10 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="also cross-check with torchinfo")
     p.set_defaults(func=_table)
 
-    p = sub.add_parser("make-sample", help="write the generated VOC-format sample")
+    p = sub.add_parser("make-sample", help="write a generated VOC-format sample (not VOC data)")
+    p.add_argument("--kind", choices=("shapes", "photos"), default="shapes",
+                   help="shapes: one shape and colour per class (tiny, for tests); photos: "
+                        "photo-textured shapes among clutter (colour alone does not solve it)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--images", type=int, default=120)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes drawing the photos kind (default: every CPU core)")
     p.set_defaults(func=_make_sample)
 
     p = sub.add_parser("download-voc", help="download and verify Pascal VOC 2007")
@@ -158,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the recorded runs go (default: book/results of this checkout)")
     p.add_argument("--only", action="append",
                    help="record only this run, e.g. book-zfnet-s1 (repeatable)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs trained at once, one process and one thread each (default 1)")
     p.set_defaults(func=_record)
     return parser
 

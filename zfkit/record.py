@@ -50,7 +50,7 @@ RUN_NETS = tuple(dict.fromkeys(("alexnet", "zfnet", *ABLATION_GRID.values())))
 DETAILED = ("alexnet", "zfnet")    # seed 0 of these keeps its conv layers and occlusion maps
 SHIFTS = (0, 2, 4, 8, 12, 16, 24, 32)
 OCCLUSION_IMAGES = 4
-THREADS = 2                        # CPU runs are reproducible for a fixed thread count
+THREADS = 1                        # CPU runs are reproducible for a fixed thread count
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,11 @@ PAPER_SGD = (("optimizer", "sgd"), ("lr", 0.01), ("momentum", 0.9), ("weight_dec
 
 def plan_runs(profile: Profile) -> list[RunPlan]:
     """Every run the chapters show, in recording order: seed 0 of AlexNet and ZFNet first (the
-    chapters' filters and maps), then the other seeds and the ablation, then one run of each with
-    the papers' SGD."""
+    chapters' filters and maps), then the other seeds and the ablation, then one AlexNet run with
+    the papers' SGD (what the famous clean filters were trained with)."""
     plans = [RunPlan(m, s) for s in profile.seeds for m in RUN_NETS]
     plans.sort(key=lambda p: (p.seed != profile.seeds[0] or p.model not in DETAILED))
-    plans += [RunPlan(m, profile.seeds[0], PAPER_SGD, "sgd") for m in DETAILED]
+    plans.append(RunPlan("alexnet", profile.seeds[0], PAPER_SGD, "sgd"))
     return plans
 
 
@@ -137,25 +137,73 @@ def _export(plan: RunPlan, profile: Profile, folder: Path, crops: Path, to: Path
         "wall_time_s": wall_time + time.perf_counter() - start})
 
 
+def _run_jobs(profile: Profile, out: Path, names: list[str], jobs: int,
+              progress: Callable[[str], None]) -> None:
+    """Record ``names`` in ``jobs`` child processes (runs dealt round-robin), one torch thread
+    each, their lines passed to ``progress`` with a job prefix."""
+    import subprocess
+    import sys
+    import threading
+
+    children = []
+    for job in range(jobs):
+        mine = names[job::jobs]
+        if not mine:
+            continue
+        cmd = [sys.executable, "-m", "zfkit", "record", "--profile", profile.name, "--out",
+               str(out), "--jobs", "1", *[arg for n in mine for arg in ("--only", n)]]
+        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True, bufsize=1)
+        reader = threading.Thread(target=lambda c=child, j=job: [
+            progress(f"job {j + 1}: {line.rstrip()}") for line in c.stdout], daemon=True)
+        reader.start()
+        children.append((child, reader))
+    failed = []
+    for child, reader in children:
+        child.wait()
+        reader.join()
+        if child.returncode:
+            failed.append(child.returncode)
+    if failed:
+        raise RuntimeError(f"{len(failed)} recording job(s) failed (see their lines above); run "
+                           f"`{RECORD_COMMAND.format(profile=profile.name)}` again to resume")
+
+
 def record(profile: str | Profile = "book", *, out: str | Path | None = None,
-           only: Sequence[str] = (), progress: Callable[[str], None] = print) -> list[Path]:
+           only: Sequence[str] = (), jobs: int = 1,
+           progress: Callable[[str], None] = print) -> list[Path]:
     """Train (or resume) and export every run of ``profile`` (see :func:`plan_runs`).
+
+    Every run uses one torch thread, so its numbers are the same however many jobs run.
 
     Args:
         profile: the profile (``"book"`` for the book's recorded runs).
         out: where the recorded runs go (default ``book/results`` of this checkout).
         only: record only the runs with these names (e.g. ``book-zfnet-s1``).
+        jobs: runs trained at the same time, each in its own process (e.g. one per core).
         progress: called with one line per run and per epoch.
     Returns:
         The folders of the recorded runs.
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
     out = Path(out) if out is not None else RESULTS_DIR
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    plans = plan_runs(profile)
+    unknown = sorted(set(only) - {p.name(profile) for p in plans})
+    if unknown:
+        raise ValueError(f"no run(s) {unknown} in profile {profile.name!r}; its runs are "
+                         f"{[p.name(profile) for p in plans]}")
+    plans = [p for p in plans if not only or p.name(profile) in only]
     torch.set_num_threads(THREADS)
     crops = prepare_data(profile, progress=False)
     if not (out / "probe-images.npz").is_file():
         write_probe_images(crops, out / "probe-images.npz")
-    plans = [p for p in plan_runs(profile) if not only or p.name(profile) in only]
+    todo = [p.name(profile) for p in plans if not (out / p.name(profile) / "metrics.json").is_file()]
+    if jobs > 1 and len(todo) > 1:
+        progress(f"recording {len(todo)} of {len(plans)} runs in {jobs} jobs")
+        _run_jobs(profile, out, todo, jobs, progress)
+        return [out / p.name(profile) for p in plans]
     done = []
     for number, plan in enumerate(plans, start=1):
         name, to = plan.name(profile), out / plan.name(profile)
@@ -173,8 +221,6 @@ def record(profile: str | Profile = "book", *, out: str | Path | None = None,
         progress(f"[{number}/{len(plans)}] {name}: {load_history(folder).summary()}")
         done.append(to)
     return done
-
-
 
 
 def check_recorded(run: Recorded) -> list[str]:
