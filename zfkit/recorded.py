@@ -244,8 +244,8 @@ def export_run(run_dir: str | Path, to: str | Path, *, crops: str | Path | None 
     Returns:
         ``to`` as a ``Path``.
     """
-    from . import __version__
     from .checkpoint import initial_model
+    from .version import __version__
 
     run_dir, to = Path(run_dir), Path(to)
     history = load_history(run_dir)
