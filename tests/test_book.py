@@ -1,4 +1,5 @@
 """The book's promises that need no execution: clean notebooks, one skeleton, Colab installs."""
+import ast
 import json
 import re
 import subprocess
@@ -79,6 +80,50 @@ def test_long_line_check_names_file_cell_and_line(tmp_path):
                                 "nbformat_minor": 5}))
     assert long_code_lines(path) == [f"wide.ipynb, cell 0, line 3: {CODE_WIDTH + 2} characters",
                                      f"wide.ipynb, cell 1, line 3: {CODE_WIDTH + 1} characters"]
+
+
+# Chapters whose exercise solutions need no state from the chapter (no data, no training): each
+# solution runs on its own, in a fresh interpreter, importing what it uses and nothing else.
+SELF_CONTAINED = ("01_formula", "02_alexnet", "03_zfnet")
+
+
+def _solutions(path: Path) -> list[tuple[str, str]]:
+    """(title, code) of every solution dropdown of a chapter; code joins its python blocks."""
+    found = []
+    for cell in _cells(path):
+        if cell["cell_type"] == "markdown":
+            for title, body in re.findall(r":::\{dropdown\} (Solution[^\n]*)\n(.*?)\n:::",
+                                          _source(cell), re.S):
+                found.append((title, "\n".join(re.findall(r"```python\n(.*?)```", body, re.S))))
+    return found
+
+
+def _unused_imports(code: str) -> list[str]:
+    tree = ast.parse(code)
+    imported = {(alias.asname or alias.name).split(".")[0]
+                for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in node.names}
+    used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    return sorted(imported - used)
+
+
+SOLUTIONS = [pytest.param(code, id=f"{path.stem}-{title}")
+             for path in CHAPTERS if path.stem in SELF_CONTAINED
+             for title, code in _solutions(path)]
+
+
+def test_every_self_contained_chapter_has_solutions():
+    assert {p.id.split("-Solution")[0] for p in SOLUTIONS} == set(SELF_CONTAINED)
+
+
+@pytest.mark.parametrize("code", SOLUTIONS)
+def test_solution_runs_and_imports_only_what_it_uses(code):
+    assert code.strip(), "a solution needs code that checks its answer"
+    assert not _unused_imports(code), f"unused imports: {_unused_imports(code)}"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip(), "a solution should print its answer"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)

@@ -97,7 +97,7 @@ def test_deliberately_wrong_spec_is_caught():
     ("alexnet", [56, 27, 27, 13, 13, 13, 13, 6]),
     ("zfnet", [113, 56, 28, 13, 13, 13, 13, 6]),
     ("alexnet-paper", [55, 55, 27, 27, 27, 13, 13, 13, 13, 6]),
-    ("zfnet-paper", [110, 110, 55, 26, 26, 13, 13, 13, 13, 6]),
+    ("zfnet-paper", [110, 55, 55, 26, 13, 13, 13, 13, 13, 6]),   # Fig. 3: pool, then normalise
 ])
 def test_known_sizes(name, sizes):
     rows = [r for r in layer_table(name).rows if r.kind not in ("fc", "adaptive-avgpool")]
@@ -155,4 +155,5 @@ def test_public_api():
 def test_torchinfo_check_at_another_input_size_for_a_fixed_fc_spec():
     # alexnet-paper has no adaptive pool: at 224 its fc6 must be sized for 256x5x5
     assert check_with_torchinfo("alexnet-paper", 224) == []
-    assert build_model("alexnet-paper", input_size=224).classifier[1].in_features == 256 * 5 * 5
+    model = build_model("alexnet-paper", input_size=224)
+    assert model.classifier[model.layer_index["fc6"]].in_features == 256 * 5 * 5

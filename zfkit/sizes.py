@@ -34,8 +34,8 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int 
     """Output length along one dimension of ``nn.Conv2d``, ``nn.MaxPool2d`` or ``nn.AvgPool2d``.
 
     ``out = floor((size + 2*padding - dilation*(kernel_size-1) - 1) / stride) + 1``; with
-    ``ceil_mode`` the division rounds up, except that (PyTorch's rule) the last window must start
-    inside the input or the left padding, otherwise it is dropped.
+    ``ceil_mode`` the division rounds up, except that the last window must start inside the input
+    or the left padding, otherwise it is dropped (Caffe's pooling rule, which PyTorch kept).
 
     Args:
         size: input length (pixels).

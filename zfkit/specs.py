@@ -12,7 +12,8 @@ References:
     Neural Networks", Sec. 3 and Fig. 2 (AlexNet). Zeiler and Fergus (2014), "Visualizing and
     Understanding Convolutional Networks", arXiv:1311.2901, Sec. 3 and Fig. 3 (ZFNet), Sec. 4.1
     (why conv1 became 7x7 stride 2). Krizhevsky (2014), "One weird trick for parallelizing
-    convolutional neural networks" (the 64-192-384-256-256 variant in torchvision).
+    convolutional neural networks", p. 5, footnote 1 (the single-column 64-192-384-384-256
+    network torchvision's AlexNet is based on; torchvision's conv4 has 256 filters).
 """
 from __future__ import annotations
 
@@ -51,10 +52,15 @@ class Pool:
 
 @dataclass(frozen=True)
 class LRN:
-    """Local response normalisation across channels (AlexNet paper, Sec. 3.3)."""
+    """Local response normalisation across channels (AlexNet paper, Sec. 3.3).
+
+    ``alpha`` is PyTorch's: ``nn.LocalResponseNorm`` divides it by ``size``, the paper's formula
+    does not, so the paper's alpha=1e-4 with n=5 is 5e-4 here (``tests/test_models.py`` checks the
+    built layer against the paper's formula).
+    """
     name: str
     size: int = 5
-    alpha: float = 1e-4
+    alpha: float = 5e-4
     beta: float = 0.75
     k: float = 2.0
     kind: str = dataclasses.field(default="lrn", init=False)
@@ -100,8 +106,17 @@ class ArchSpec:
         raise KeyError(f"{self.name} has no layer {name!r}; it has {[l.name for l in self.layers]}")
 
 
-def _classifier(in_dropout: float) -> tuple[FC, ...]:
-    return (FC("fc6", 4096, dropout=in_dropout), FC("fc7", 4096, dropout=in_dropout),
+def _classifier(order: str) -> tuple[FC, ...]:
+    """fc6, fc7, fc8 with dropout 0.5, placed in the ``"paper"`` or ``"torchvision"`` order.
+
+    Both papers drop the *outputs* of fc6 and fc7 (Krizhevsky et al. 2012, Sec. 4.2; Zeiler and
+    Fergus 2014, Sec. 3), that is the inputs of fc7 and fc8; torchvision drops the inputs of fc6
+    and fc7, its own order.
+    """
+    if order == "paper":
+        return (FC("fc6", 4096), FC("fc7", 4096, dropout=0.5),
+                FC("fc8", None, dropout=0.5, relu=False))
+    return (FC("fc6", 4096, dropout=0.5), FC("fc7", 4096, dropout=0.5),
             FC("fc8", None, relu=False))
 
 
@@ -122,18 +137,22 @@ def _register(spec: ArchSpec) -> ArchSpec:
 
 ALEXNET = _register(ArchSpec(
     name="alexnet", title="AlexNet (torchvision)", input_size=227,
-    layers=_TORCHVISION_FEATURES + _classifier(0.5), adaptive_pool=6,
-    source=("torchvision.models.AlexNet, the network the seed trains: the 'one weird trick' widths "
-            "64-192-384-256-256, no LRN, no grouped convolutions, conv1 padding 2 (which the "
-            "paper's 227-pixel derivation does not have), dropout before fc6 and fc7, "
-            "AdaptiveAvgPool2d(6)."),
+    layers=_TORCHVISION_FEATURES + _classifier("torchvision"), adaptive_pool=6,
+    source=("torchvision.models.AlexNet, the network the seed trains, based on the single-column "
+            "network of Krizhevsky's 'one weird trick' paper (64-192-384-384-256 filters). "
+            "torchvision departs from that paper twice: conv4 has 256 filters, from the "
+            "single-GPU configuration of cuda-convnet2 that its Torch port followed, and dropout "
+            "comes before fc6 and fc7, torchvision's own order (the papers drop the outputs of "
+            "fc6 and fc7). Unlike the 2012 network it has no LRN, no grouped convolutions and "
+            "conv1 padding 2 (which the 227-pixel derivation does not have), and an "
+            "AdaptiveAvgPool2d(6) before fc6."),
 ))
 
 ZFNET = _register(ArchSpec(
     name="zfnet", title="ZFNet (seed)", input_size=227,
     layers=(Conv("conv1", 64, 7, stride=2, padding=2), Pool("pool1", 3, 2),
             Conv("conv2", 192, 5, stride=2, padding=2)) + _TORCHVISION_FEATURES[3:]
-    + _classifier(0.5),
+    + _classifier("torchvision"),
     adaptive_pool=6,
     source=("The seed's ZFNet: torchvision's AlexNet with conv1 7x7 stride 2 and conv2 stride 2, "
             "everything else unchanged: padding 2 is kept on both, although the seed's own table "
@@ -146,26 +165,31 @@ ALEXNET_PAPER = _register(ArchSpec(
             Conv("conv2", 256, 5, padding=2, groups=2), LRN("norm2"), Pool("pool2", 3, 2),
             Conv("conv3", 384, 3, padding=1), Conv("conv4", 384, 3, padding=1, groups=2),
             Conv("conv5", 256, 3, padding=1, groups=2), Pool("pool5", 3, 2))
-    + _classifier(0.5),
+    + _classifier("paper"),
     source=("Krizhevsky et al. 2012, Fig. 2: 96-256-384-384-256 filters, LRN after conv1 and conv2 "
-            "(k=2, n=5, alpha=1e-4, beta=0.75), overlapping 3x3 stride-2 pooling, dropout 0.5 in "
-            "fc6/fc7. Departures: input 227 rather than the paper's 224 (at 224 the pool5 map "
-            "does not fit fc6's 9216 inputs); the two-GPU split is kept as groups=2 on "
-            "conv2, conv4 and conv5 on one device."),
+            "before pooling (the paper's k=2, n=5, alpha=1e-4, beta=0.75; alpha=5e-4 in "
+            "nn.LocalResponseNorm, which divides it by n), overlapping 3x3 stride-2 pooling, "
+            "dropout 0.5 on the outputs of fc6 and fc7 (Sec. 4.2). Departures: input 227 rather "
+            "than the paper's 224 (at 224 the pool5 map does not fit fc6's 9216 inputs); the "
+            "two-GPU split is kept as groups=2 on conv2, conv4 and conv5 on one device."),
 ))
 
 ZFNET_PAPER = _register(ArchSpec(
     name="zfnet-paper", title="ZFNet (Zeiler & Fergus 2014)", input_size=224,
-    layers=(Conv("conv1", 96, 7, stride=2, padding=1), LRN("norm1"),
-            Pool("pool1", 3, 2, ceil_mode=True),
-            Conv("conv2", 256, 5, stride=2), LRN("norm2"), Pool("pool2", 3, 2, ceil_mode=True),
+    layers=(Conv("conv1", 96, 7, stride=2, padding=1), Pool("pool1", 3, 2, ceil_mode=True),
+            LRN("norm1"),
+            Conv("conv2", 256, 5, stride=2), Pool("pool2", 3, 2, ceil_mode=True), LRN("norm2"),
             Conv("conv3", 384, 3, padding=1), Conv("conv4", 384, 3, padding=1),
             Conv("conv5", 256, 3, padding=1), Pool("pool5", 3, 2, ceil_mode=True))
-    + _classifier(0.5),
+    + _classifier("paper"),
     source=("Zeiler and Fergus 2014, Fig. 3: conv1 96 of 7x7 stride 2, conv2 256 of 5x5 stride 2, "
-            "384-384-256, input 224, sizes 110-55-26-13-13-13-6. The paper states no paddings; "
-            "conv1 padding 1, conv2 padding 0 and ceil-mode (Caffe) pooling are what reproduce "
-            "its sizes. Its contrast normalisation is written as AlexNet's LRN."),
+            "384-384-256, input 224, sizes 110-55-26-13-13-13-6. Dense connections throughout: "
+            "Sec. 3 replaces the sparse (two-GPU) connections of AlexNet's layers 3, 4 and 5 with "
+            "dense ones. The first two layers pool and then normalise, in Fig. 3's order "
+            "(AlexNet normalises before pooling); the contrast normalisation is written as "
+            "AlexNet's LRN with AlexNet's constants, which the paper does not restate. Dropout 0.5 "
+            "on the outputs of fc6 and fc7 (Sec. 3). The paper states no paddings: conv1 padding "
+            "1, conv2 padding 0 and ceil-mode (Caffe) pooling reproduce its sizes (chapter 3)."),
 ))
 
 MODEL_NAMES: tuple[str, ...] = tuple(SPECS)
