@@ -109,6 +109,22 @@ def test_unknown_settings_are_refused() -> None:
         TrainConfig.from_dict({"lr": 1e-3, "learning_rate": 1e-3})
 
 
+@pytest.mark.parametrize("capability, name, expected", [
+    ((7, 5), "Tesla T4", torch.float16), ((7, 0), "Tesla V100", torch.float16),
+    ((6, 0), "Tesla P100", torch.float16), ((8, 0), "A100", torch.bfloat16),
+    ((8, 9), "L4", torch.bfloat16), ((9, 0), "H100", torch.bfloat16)])
+def test_bf16_only_with_bf16_tensor_cores(capability, name, expected,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # A T4 "supports" bf16 by emulation (torch.cuda.is_bf16_supported() says yes), but has no
+    # bf16 tensor cores: auto must choose fp16 there, whatever that function says.
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    gpu = torch.device("cuda")
+    assert amp_dtype(TrainConfig(), gpu) is expected, name
+    assert amp_dtype(TrainConfig(amp="off"), gpu) is None
+    assert amp_dtype(TrainConfig(amp="bf16"), gpu) is torch.bfloat16   # asked for explicitly
+
+
 def test_mixed_precision_choice() -> None:
     cpu = torch.device("cpu")
     assert amp_dtype(TrainConfig(), cpu) is None  # auto: fp32 on the CPU

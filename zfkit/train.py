@@ -42,7 +42,8 @@ from .seed import SEED_REPORTED  # re-exported: chapters import it from here too
 
 __all__ = [
     "TrainConfig", "History", "TrainState", "fit", "evaluate", "run_epoch", "resolve_device",
-    "amp_dtype", "load_model", "load_history", "print_epoch", "SEED_REPORTED",
+    "amp_dtype", "has_bf16_tensor_cores", "load_model", "load_history", "print_epoch",
+    "SEED_REPORTED",
 ]
 
 
@@ -56,14 +57,25 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def has_bf16_tensor_cores(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware: NVIDIA compute capability 8.0 (Ampere) or
+    newer. ``torch.cuda.is_bf16_supported()`` is not the test: by default it also counts
+    emulation and says yes on a T4 (7.5), where bf16 runs far slower than fp16."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``config.amp`` on ``device`` (``None``: full fp32)."""
+    """The autocast dtype of ``config.amp`` on ``device`` (``None``: full fp32).
+
+    ``"auto"``: bf16 on compute capability 8.0 or newer (A100, H100, L4...), fp16 with the
+    gradient scaler on older GPUs (Colab's T4), fp32 on the CPU.
+    """
     if config.amp == "off" or (config.amp == "auto" and device.type != "cuda"):
         return None
     if config.amp == "fp16" and device.type != "cuda":
         raise ValueError("amp 'fp16' needs a CUDA GPU; use amp 'bf16' or 'off' on the CPU")
     if config.amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if has_bf16_tensor_cores(device) else torch.float16
     return {"fp16": torch.float16, "bf16": torch.bfloat16}[config.amp]
 
 
