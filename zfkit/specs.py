@@ -23,7 +23,8 @@ from typing import Union
 
 __all__ = [
     "Conv", "Pool", "LRN", "FC", "Layer", "ArchSpec", "SPECS", "MODEL_NAMES", "ALEXNET",
-    "ZFNET", "ALEXNET_PAPER", "ZFNET_PAPER", "get_spec", "derive_spec",
+    "ZFNET", "ALEXNET_PAPER", "ZFNET_PAPER", "get_spec", "derive_spec", "ALEXNET_K7",
+    "ALEXNET_S2X2", "ABLATION_GRID",
 ]
 
 
@@ -231,3 +232,15 @@ def derive_spec(base: str | ArchSpec, name: str, title: str | None = None, *,
     if register:
         SPECS[name] = new
     return new
+
+
+# Chapter 8's 2x2 ablation: each of ZFNet's two changes to AlexNet on its own (the seed's ZFNet is
+# AlexNet with both). Registered after MODEL_NAMES, which lists the four networks of the papers.
+ALEXNET_K7 = derive_spec("alexnet", "alexnet-k7", "AlexNet + 7x7 conv1 (stride 4)", register=True,
+                         conv1=dict(kernel=7))
+ALEXNET_S2X2 = derive_spec("alexnet", "alexnet-s2x2", "AlexNet + strides 2, 2 (11x11 conv1)",
+                           register=True, conv1=dict(stride=2), conv2=dict(stride=2))
+# (conv1 kernel, conv1 stride x conv2 stride) -> the registered network
+ABLATION_GRID: dict[tuple[int, str], str] = {
+    (11, "4x1"): "alexnet", (7, "4x1"): ALEXNET_K7.name,
+    (11, "2x2"): ALEXNET_S2X2.name, (7, "2x2"): "zfnet"}
