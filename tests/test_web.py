@@ -327,8 +327,12 @@ def test_without_javascript_the_static_figure_stays(tmp_path, chromium, nets):
     assert page.locator("#static img").is_visible()
     for i in range(3):
         assert not page.locator("[data-zfkit]").nth(i).is_visible()
-    assert page.locator(".zfkit-noscript").count() == 3
+    notes = page.locator(".zfkit-noscript")
+    assert notes.count() == 3 and all(notes.nth(i).is_visible() for i in range(3))
     assert "needs JavaScript" in page.inner_text("body")
+    page = chromium(tmp_path / "nojs.html")                  # with JavaScript: no notes
+    assert page.locator(".zfkit-noscript").count() == 0
+    assert page.locator("[data-zfkit]").nth(0).is_visible()
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
@@ -357,7 +361,8 @@ def test_phone_width_labels_and_contrast(tmp_path, chromium, nets, theme):
 
 def test_static_files_ship_with_the_package():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "static/*" in config["tool"]["setuptools"]["package-data"]["zfkit"]
+    assert "zfkit.static" in config["tool"]["setuptools"]["packages"]
+    assert {"*.js", "*.css"} <= set(config["tool"]["setuptools"]["package-data"]["zfkit.static"])
     assert "window.zfkit" in web.static_text("zfkit.js")
     assert "html[data-theme=\"dark\"]" in web.static_text("zfkit.css")
     assert "</script" not in web.static_text("zfkit.js").lower()
@@ -370,7 +375,7 @@ def test_a_piece_is_one_block_with_its_data():
     markup = piece._repr_html_()
     assert markup == piece.html and len(markup.encode()) == piece.nbytes
     assert markup.count("<script>") == 1 and markup.count("<style>") == 1
-    assert ' hidden>' in markup and "<noscript>" in markup
+    assert ' hidden>' in markup and 'class="zfkit-noscript"' in markup
     assert repr(piece).startswith("<zfkit.web table:") and len(repr(piece)) < 80
     payload = re.search(r'<script type="application/json" class="zfkit-data">(.*?)</script>',
                         markup, re.S).group(1)

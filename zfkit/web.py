@@ -12,7 +12,7 @@ Every number a table or the explorer shows is computed here (from :mod:`zfkit.sh
 the models) and travels as JSON inside the piece; ``static/zfkit.js`` only draws. Each piece inlines
 ``static/zfkit.css`` and ``static/zfkit.js``; the script defines ``window.zfkit`` once per page and
 starts every piece not yet started, so several pieces on one page never run it twice. Without
-JavaScript a piece stays hidden and a ``<noscript>`` note points to the static figures.
+JavaScript a piece stays hidden and a note (which the script removes) points to the figures.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class WebPiece:
         kind: ``"calculator"``, ``"table"`` or ``"explorer"`` (which starter of zfkit.js runs).
         data: what the script needs, embedded as JSON.
         markup: the controls and panels (hidden until the script starts the piece).
-        note: what a reader without JavaScript reads instead.
+        note: what a reader reads where the script does not run.
         style: CSS custom properties of the piece, e.g. ``"--zf-net: #0072B2"``.
     """
     kind: str
@@ -65,13 +65,14 @@ class WebPiece:
 
     @property
     def html(self) -> str:
-        """The whole piece: stylesheet, hidden block with its JSON, ``<noscript>`` note, script."""
+        """The whole piece: stylesheet, note, hidden block with its JSON, script (which shows
+        the block and removes the note; without it, as in an untrusted notebook, the note stays)."""
         payload = json.dumps(self.data, separators=(",", ":")).replace("<", "\\u003c")
         return (f'<div class="zfkit-piece"><style>{static_text("zfkit.css")}</style>'
+                f'<p class="zfkit-noscript">{html.escape(self.note)}</p>'
                 f'<div class="zfkit zfkit-{self.kind}" data-zfkit="{self.kind}" '
                 f'style="{html.escape(self.style)}" hidden><script type="application/json" '
-                f'class="zfkit-data">{payload}</script>{self.markup}</div><noscript>'
-                f'<p class="zfkit-noscript">{html.escape(self.note)}</p></noscript>'
+                f'class="zfkit-data">{payload}</script>{self.markup}</div>'
                 f"<script>{static_text('zfkit.js')}</script></div>")
 
     @property
@@ -157,7 +158,7 @@ def calculator_html(size: int = 8, kernel_size: int = 3, stride: int = 2, paddin
               '<div class="zfkit-strip"><svg data-role="strip" role="img" aria-label="the '
               f'windows over the input strip"></svg></div><ul class="zfkit-legend">{legend}'
               '<li style="--swatch: var(--zf-pad)">padding</li></ul>')
-    note = ("The interactive calculator needs JavaScript; the figures above draw the same "
+    note = ("The interactive calculator needs JavaScript (in a notebook: a trusted one); the figures above draw the same "
             "windows for fixed settings.")
     return WebPiece("calculator", {"colors": colors}, markup, note)
 
@@ -288,7 +289,7 @@ def layer_table_html(spec: str | ArchSpec, input_size: int | None = None, *,
               f"Synthetic {size}x{size} example image (drawn by zfkit.web.example_image, not "
               'from the data), at true scale.</figcaption></figure><div class="zfkit-'
               'derivation" data-role="derivation" aria-live="polite"></div></div>')
-    note = (f"The clickable table of {spec.title} needs JavaScript; the table above has the same "
+    note = (f"The clickable table of {spec.title} needs JavaScript (in a notebook: a trusted one); the table above has the same "
             "numbers.")
     return WebPiece("table", {"rows": rows, "start": 0}, markup, note,
                     style=f"--zf-net: {color_for(spec.name)}")
@@ -374,9 +375,9 @@ def feature_explorer_html(models: Mapping[str, nn.Module], images: torch.Tensor,
               'data-role="colorbar" width="150" height="1" aria-hidden="true"></canvas><span '
               'data-role="bar-max"></span></div><figcaption>feature map, drawn at the '
               "image's size</figcaption></figure></div><p data-role=\"caption\" aria-live="
-              f'"polite"></p><p class="zfkit-source">Data: {html.escape(source)}. Colour: '
+              f'"polite"></p><p class="zfkit-source">Data: {html.escape(source.rstrip("."))}. Colour: '
               "each map on its own scale, 0 to its largest value (viridis).</p>")
-    note = ("The interactive feature-map explorer needs JavaScript; the figures above show the "
+    note = ("The interactive feature-map explorer needs JavaScript (in a notebook: a trusted one); the figures above show the "
             "same maps for one image.")
     piece = WebPiece("explorer", data, markup, note)
     if piece.nbytes > max_bytes:

@@ -4,7 +4,8 @@
  * calculator's arithmetic, which is convOutputSize below (tested against conv_output_size).
  *
  * Each piece inlines this file. The first copy on a page defines window.zfkit; every copy then
- * calls boot(), which starts each piece not started yet, so nothing runs twice.
+ * calls boot(), which starts each piece not started yet (showing it and removing its "needs
+ * JavaScript" note), so nothing runs twice.
  */
 (function () {
   "use strict";
@@ -225,6 +226,7 @@
       rule.textContent = ruleText(w.parts);
       if (typeof w.out === "number" && Number.isSafeInteger(w.first) && w.out < 1e9)
         drawStrip(svg, w, data.colors, Math.max(280, Math.min(760, root.clientWidth)));
+      else while (svg.firstChild) svg.removeChild(svg.firstChild);   // too large to draw
     }
     inputs.concat([ceil]).forEach(function (input) {
       input.addEventListener("input", update);
@@ -373,6 +375,8 @@
     Array.prototype.forEach.call(pieces, function (root) {
       root.setAttribute("data-zfkit-started", "");
       var data = JSON.parse(root.querySelector("script.zfkit-data").textContent);
+      var note = root.previousElementSibling;       // "needs JavaScript": not true any more
+      if (note && note.classList.contains("zfkit-noscript")) note.remove();
       root.hidden = false;
       starters[root.getAttribute("data-zfkit")](root, data);
     });
