@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from zfkit import web
-from zfkit.calculator import explain_layer, window_positions
+from zfkit.calculator import explain, explain_layer, window_positions
 from zfkit.models import MODEL_NAMES, build_model
 from zfkit.probe import receptive_box
 from zfkit.shapes import conv_output_size, layer_table
@@ -172,6 +172,8 @@ def test_calculator_draws_states_and_explains(tmp_path, chromium):
     state = _calc_state(page)
     assert state["result"] == f"output size {conv_output_size(5, 2, 2, 1, 1, True)}"
     assert "must start inside the input or the left padding" in state["rule"]
+    tail = ", minus the window that would start in the right padding = 3"
+    assert state["formula"].endswith(tail) and explain(5, 2, 2, 1, ceil_mode=True).endswith(tail)
     for settings, args in [({"kernel": 11, "ceil": False}, (5, 11, 2, 1)),
                            ({"kernel": "2.5"}, (5, 2.5, 2, 1)),
                            ({"kernel": 3, "dilation": 0}, (5, 3, 2, 1, 0))]:
@@ -179,6 +181,7 @@ def test_calculator_draws_states_and_explains(tmp_path, chromium):
         with pytest.raises(ValueError) as exc:
             conv_output_size(*args)
         assert _calc_state(page)["result"] == f"invalid settings: {exc.value}"
+        assert not page.locator(".zfkit-strip").is_visible()
     _set(page, {"dilation": 1, "size": 200})      # many windows: first ones, a gap, the last
     state = _calc_state(page)
     assert state["result"] == f"output size {conv_output_size(200, 3, 2, 1)}"

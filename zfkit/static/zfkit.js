@@ -89,8 +89,11 @@
   function explainText(f) {
     var lo = f.ceil ? "⌈" : "⌊", hi = f.ceil ? "⌉" : "⌋";
     var q = f.ceil ? f.ceilOut - 1n : f.floorOut - 1n;
-    return lo + "(" + f.n + " + 2·" + f.p + " − " + f.d + "·(" + f.k + "−1) − 1) / " + f.s + hi +
-      " + 1 = " + lo + f.num + " / " + f.s + hi + " + 1 = " + q + " + 1 = " + (q + 1n);
+    var text = lo + "(" + f.n + " + 2·" + f.p + " − " + f.d + "·(" + f.k + "−1) − 1) / " + f.s +
+      hi + " + 1 = " + lo + f.num + " / " + f.s + hi + " + 1 = " + q + " + 1 = " + (q + 1n);
+    if (f.ceil && f.ruleDrops)        // as zfkit.calculator.explain words it
+      text += ", minus the window that would start in the right padding = " + f.out;
+    return text;
   }
 
   function ruleText(f) {
@@ -215,9 +218,7 @@
       catch (e) {
         root.classList.add("zfkit-is-invalid");
         result.textContent = "invalid settings: " + e.message;
-        formula.textContent = ""; rule.textContent = "";
-        while (svg.firstChild) svg.removeChild(svg.firstChild);
-        svg.setAttribute("height", 0);
+        formula.textContent = ""; rule.textContent = "";    // (CSS hides the picture)
         return;
       }
       root.classList.remove("zfkit-is-invalid");
