@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,7 +31,9 @@ from .train import History, load_history, load_model
 __all__ = ["RESULTS_DIR", "RECORD_FORMAT", "Recorded", "load_recorded", "recorded_runs",
            "export_run", "probe_images", "write_probe_images", "git_commit"]
 
-RESULTS_DIR = Path(__file__).resolve().parents[1] / "book" / "results"
+# The book's recorded runs; ZFKIT_RESULTS points elsewhere (e.g. a reader's own recordings).
+RESULTS_DIR = Path(os.environ.get("ZFKIT_RESULTS")
+                   or Path(__file__).resolve().parents[1] / "book" / "results")
 RECORD_FORMAT = 1
 PROBE_IMAGES = 128                 # test crops kept as JPEG for every analysis
 
