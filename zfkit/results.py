@@ -143,7 +143,8 @@ def results_table(runs: Mapping[str, Sequence[History]], caption: str = "", *,
     return ResultsTable(rows, caption, reference_label)
 
 
-def plot_curves(runs: Mapping[str, Sequence[History]], *, title: str = ""):
+def plot_curves(runs: Mapping[str, Sequence[History]], *, title: str = "",
+                majority: float | None = None):
     """Loss and accuracy per epoch of several models, train dashed and val solid.
 
     With several seeds per model the line is the mean and the band spans the lowest to the
@@ -152,6 +153,9 @@ def plot_curves(runs: Mapping[str, Sequence[History]], *, title: str = ""):
     Args:
         runs: model name -> its histories.
         title: the figure's title.
+        majority: the share of the val split's most common class: the accuracy of always
+            answering that class, the baseline to beat (drawn when given; otherwise chance,
+            one class in the number of classes, is drawn).
     Returns:
         A matplotlib ``Figure`` with two panels (loss, accuracy).
     """
@@ -174,7 +178,10 @@ def plot_curves(runs: Mapping[str, Sequence[History]], *, title: str = ""):
         for h in histories:
             ax_acc.plot(h.best_epoch, h.best_val_acc, "o", color=color, markersize=5)
     classes = {len(h.classes) for hs in runs.values() for h in hs}
-    if len(classes) == 1:  # guessing: one class in n
+    if majority is not None:
+        ax_acc.axhline(majority, color="grey", linestyle=":",
+                       label=f"majority class of val ({majority:.1%})")
+    elif len(classes) == 1:  # guessing: one class in n
         n = classes.pop()
         ax_acc.axhline(1 / n, color="grey", linestyle=":", label=f"chance (1/{n})")
     ax_loss.set(title="Cross-entropy loss", xlabel="epoch", ylabel="loss")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["SeedRow", "SEED_TABLES", "SEED_FC_ROWS", "SEED_REPORTED"]
+__all__ = ["SeedRow", "SEED_TABLES", "SEED_FC_ROWS", "SEED_REPORTED", "SEED_LOG", "SEED_POST",
+           "PAPER_RECIPES"]
 
 
 class SeedRow(NamedTuple):
@@ -55,4 +56,26 @@ SEED_FC_ROWS: list[tuple[str, str, int, int]] = [
 SEED_REPORTED: dict[str, dict[str, float]] = {
     "alexnet": {"best_val_acc": 0.519264, "epochs": 50, "train_time_s": 7 * 60 + 3},
     "zfnet": {"best_val_acc": 0.575710, "epochs": 50, "train_time_s": 8 * 60 + 50},
+}
+
+# Numbers from the post's training logs (VOC 2007), quoted by chapter 5.
+SEED_LOG: dict[str, dict[str, float]] = {
+    "alexnet": {"first_train_loss": 2.9600, "first_val_acc": 0.3697,
+                "last_two_val_acc": (0.5156, 0.5175)},
+    "zfnet": {"first_train_loss": 2.6546, "first_val_acc": 0.3697},
+}
+
+# The post itself (see book/references.bib, key seedblog).
+SEED_POST = {"title": "[PyTorch] ZFNet vs AlexNet", "author": "zhujian (zjykzj)",
+             "url": "https://blog.zhujian.life/posts/d2cd3d94.html",
+             "date": "not shown in the copies found"}
+
+# How the papers trained (quoted; chapter 6 compares them with the seed's recipe).
+PAPER_RECIPES: dict[str, dict[str, object]] = {
+    "alexnet": {"source": "Krizhevsky et al. 2012, Sec. 5", "optimizer": "SGD",
+                "batch_size": 128, "momentum": 0.9, "weight_decay": 5e-4, "lr": 0.01,
+                "epochs": 90, "images": 1_200_000},
+    "zfnet": {"source": "Zeiler and Fergus 2014, Sec. 3", "optimizer": "SGD",
+              "batch_size": 128, "momentum": 0.9, "lr": 0.01, "epochs": 70,
+              "images": 1_300_000},
 }
