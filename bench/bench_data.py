@@ -4,6 +4,7 @@ Usage::
 
     python bench/bench_data.py                 # a generated sample crops folder in a temp dir
     python bench/bench_data.py --crops DIR     # an existing crops folder (e.g. VOC 2007 crops)
+    python bench/bench_data.py --random-jpegs --json bench/results/data-bench.json   # chapter 4's
 
 Both paths read the same crops and yield the same normalized float batches (the seed's Resize 227,
 random flip, ToTensor, Normalize 0.5). Their epochs are interleaved (cached, seed, cached, ...) so a
@@ -12,18 +13,25 @@ build the cache (decode + resize + save) and to read it back, and peak memory as
 high-water mark of resident memory (``resource.getrusage(...).ru_maxrss``) for this process and for
 the largest DataLoader worker. ``tracemalloc`` is not used: it does not see torch's allocations.
 
+With ``--json PATH`` the figures are also written to a small JSON file, with where they come
+from (date, machine, CPU count and load, torch version, the command line): chapter 4 reads
+``bench/results/data-bench.json`` and prints it as a measurement on that machine.
+
 This is a script that prints figures, not a timed test.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import resource
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +59,7 @@ class BenchConfig:
     seed: int
     threads: int | None
     random_jpegs: bool
+    json_out: Path | None = None
 
 
 def _peak_rss_mib(who: int) -> float:
@@ -127,7 +136,42 @@ def epoch_imagefolder(loader: torch.utils.data.DataLoader, cfg: BenchConfig) -> 
     return time.perf_counter() - start, _cpu_seconds() - cpu
 
 
-def run(cfg: BenchConfig) -> None:
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict:
+    """Where the figures were measured: enough to tell this machine from a reader's."""
+    return {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads()}
+
+
+def write_json(path: Path, cfg: BenchConfig, figures: dict, load_before: list[float]) -> None:
+    """The figures and their provenance, written to ``path`` (a temporary file, then renamed)."""
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
+                if k != "json_out"}
+    record = {"benchmark": "bench/bench_data.py", "format": 1,
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "command": " ".join(["python", "bench/bench_data.py", *sys.argv[1:]]),
+              "settings": settings, "machine": {**machine(), "load_average_before": load_before},
+              **figures}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    tmp.replace(path)
+    print(f"wrote {path}")
+
+
+def run(cfg: BenchConfig) -> dict:
+    """Run the benchmark, print its table and return its figures (what ``--json`` writes)."""
     rss_start = _peak_rss_mib(resource.RUSAGE_SELF)  # torch and torchvision imported: the baseline
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
@@ -189,6 +233,21 @@ def run(cfg: BenchConfig) -> None:
           f"after importing torch, {rss_after_cache:.0f} MiB after building the cache, "
           f"{_peak_rss_mib(resource.RUSAGE_SELF):.0f} MiB at the end; largest DataLoader worker "
           f"{_peak_rss_mib(resource.RUSAGE_CHILDREN):.0f} MiB")
+    rates = {name: [n / wall for wall, _ in runs] for name, runs in
+             (("cached", cached), ("imagefolder", seed_path))}
+    return {
+        "data": what, "crops": n, "batch_size": cfg.batch_size, "timed_epochs": cfg.epochs,
+        "workers": cfg.workers, "device": cfg.device,
+        "paths": {"cached": "cached uint8 + batches()", "imagefolder": label},
+        "images_per_s": {"cached": med_c, "imagefolder": med_s},
+        "images_per_s_range": {k: [min(v), max(v)] for k, v in rates.items()},
+        "cpu_ms_per_image": {"cached": 1000 * cpu_c / n, "imagefolder": 1000 * cpu_s / n},
+        "ratio_images_per_s": med_c / med_s, "ratio_cpu_per_image": cpu_s / cpu_c,
+        "cache_s": {"decode_resize": decode_s, "with_save": build_s, "read_back": reload_s},
+        "epoch_s_at_seed_train_crops": {"crops": SEED_TRAIN_CROPS,
+                                        "cached": SEED_TRAIN_CROPS / med_c,
+                                        "imagefolder": SEED_TRAIN_CROPS / med_s},
+    }
 
 
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
@@ -209,12 +268,19 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads of this process (default: torch's choice). On a "
                         "crowded machine 1 can be faster: busy-waiting threads lose their core")
+    p.add_argument("--json", type=Path, default=None,
+                   help="also write the figures and their provenance (date, machine, command) "
+                        "to this JSON file, e.g. bench/results/data-bench.json")
     a = p.parse_args(argv)
     if a.device.startswith("cuda") and not torch.cuda.is_available():
         p.error("--device cuda needs a CUDA GPU; use --device cpu")
     return BenchConfig(a.crops, a.split, a.epochs, a.batch_size, a.workers, a.sample_crops,
-                       a.device, a.seed, a.threads, a.random_jpegs)
+                       a.device, a.seed, a.threads, a.random_jpegs, a.json)
 
 
 if __name__ == "__main__":
-    run(parse_args(sys.argv[1:]))
+    config = parse_args(sys.argv[1:])
+    load = [round(x, 2) for x in os.getloadavg()]
+    results = run(config)
+    if config.json_out is not None:
+        write_json(config.json_out, config, results, load)
