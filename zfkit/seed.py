@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 __all__ = ["SeedRow", "SEED_TABLES", "SEED_FC_ROWS", "SEED_REPORTED", "SEED_LOG", "SEED_POST",
-           "PAPER_RECIPES"]
+           "PAPER_RECIPES", "SEED_CROP_COUNTS"]
 
 
 class SeedRow(NamedTuple):
@@ -57,6 +57,10 @@ SEED_REPORTED: dict[str, dict[str, float]] = {
     "alexnet": {"best_val_acc": 0.519264, "epochs": 50, "train_time_s": 7 * 60 + 3},
     "zfnet": {"best_val_acc": 0.575710, "epochs": 50, "train_time_s": 8 * 60 + 50},
 }
+
+# The crops the post trained and validated on, as its script printed them (chapter 4 checks them
+# against VOC 2007's official non-difficult counts of train and val).
+SEED_CROP_COUNTS: dict[str, int] = {"train": 6301, "val": 6307}
 
 # Numbers from the post's training logs (VOC 2007), quoted by chapter 5.
 SEED_LOG: dict[str, dict[str, float]] = {
