@@ -85,6 +85,7 @@ def test_deconv_matches_captum_neuron_deconvolution(nets, name):
     for layer, channel in (("conv2", 7), ("conv4", 11)):
         act = probe.forward_features(model, x, layer).activations[layer][0, channel]
         value, flat = act.flatten().max(0)
+        assert value > 0, f"{name} {layer} map {channel} is silent: both sides would be 0"
         y, xx = divmod(int(flat), act.shape[1])
         relu = twin.features[model.layer_index[layer] + 1]
         with pytest.warns(UserWarning):
@@ -281,6 +282,25 @@ def test_energy_above_the_output_nyquist():
     bank = probe.filter_spectra(torch.cat([_grating(0.3, 11), 0.0 * _grating(0.02, 11)]), stride=4)
     assert bank.layer_above_nyquist == pytest.approx(float(high.above_nyquist[0]), rel=1e-5)
     torch.testing.assert_close(bank.layer_band_energy, high.band_energy[0])
+
+
+def test_peak_frequency_and_white_noise_reference():
+    # a low + high mix has a mid mean frequency but peaks low or high; a mid grating peaks mid
+    mix = _grating(0.02, 11) + 0.9 * _grating(0.45, 11)
+    mid = _grating(0.25, 11)
+    spectra = probe.filter_spectra(torch.cat([mix, mid]), stride=4)
+    assert 0.1 <= float(spectra.centroid[0]) < 0.4, "the mean frequency calls the mix 'mid'"
+    assert float(spectra.peak[0]) < 0.1 or float(spectra.peak[0]) >= 0.4
+    assert float(spectra.peak[1]) == pytest.approx(0.25, abs=1 / 64)
+    low = float(spectra.peak[0]) < 0.1
+    expected = [0.5, 0, 0.5, 0, 0] if low else [0, 0, 0.5, 0, 0.5]
+    torch.testing.assert_close(spectra.peak_band_share, torch.tensor(expected))
+    # band_area is white noise's expected share: a large white bank matches it
+    noise = torch.randn(400, 3, 11, 11, generator=torch.Generator().manual_seed(0))
+    white = probe.filter_spectra(noise, stride=4)
+    torch.testing.assert_close(white.band_area.sum(), torch.tensor(1.0))
+    torch.testing.assert_close(white.layer_band_energy, white.band_area, atol=0.01, rtol=0)
+    assert float(white.band_area[-1]) > 0.4, "the last ring and the corners hold most of it"
 
 
 def test_spectrum_keeps_parseval_and_rejects_bad_shapes():

@@ -4,8 +4,15 @@ Looking at AlexNet's first layer, Zeiler and Fergus saw "a mix of extremely high
 information, with little coverage of the mid frequencies", aliasing artifacts in the second layer
 caused by conv1's large stride, and dead filters; they shrank conv1 to 7x7 and its stride to 2.
 :func:`filter_spectra` measures where a filter bank's energy lies in frequency, and how much of it
-lies above the Nyquist frequency of the layer's output grid (what aliases);
-:func:`dead_filters` counts the filters that are near zero or never active.
+lies above the Nyquist frequency of the layer's output grid (what can alias), and at which frequency
+each filter peaks; :func:`dead_filters` counts the filters that are near zero or never active.
+Two habits keep the numbers honest. A filter's mean frequency cannot tell a mix of very low and
+very high frequencies (what Sec. 4.1 describes) from a real mid-frequency filter, so the bank is
+described by its energy per ring (:attr:`FilterSpectra.layer_band_energy`) and each filter by its
+peak frequency (:attr:`FilterSpectra.peak`). And the outer rings hold more of the frequency
+square than the inner ones (the last one also holds the corners), so white noise puts most of its
+energy there: :attr:`FilterSpectra.band_area` is white noise's expected share per ring, the
+reference every share is read against.
 :func:`zfkit.viz.plot_spectra` draws the spectra.
 
 Reference: Zeiler and Fergus (2014), "Visualizing and Understanding Convolutional Networks",
@@ -37,6 +44,9 @@ class FilterSpectra:
             ``stride`` pixels).
         energy: ``(F,)`` each filter's total energy (sum of squared weights).
         stride: the layer's stride.
+        peak: ``(F,)`` the radial frequency of each filter's strongest DFT bin.
+        band_area: ``(n_bands,)`` each band's share of the DFT grid: white noise's expected
+            share of energy per band.
     """
     edges: torch.Tensor
     band_energy: torch.Tensor
@@ -44,6 +54,8 @@ class FilterSpectra:
     above_nyquist: torch.Tensor
     energy: torch.Tensor
     stride: int
+    peak: torch.Tensor
+    band_area: torch.Tensor
 
     @property
     def nyquist(self) -> float:
@@ -59,6 +71,12 @@ class FilterSpectra:
     def layer_above_nyquist(self) -> float:
         """The whole layer's share of energy above the output Nyquist frequency."""
         return float((self.above_nyquist * self.energy).sum() / self.energy.sum().clamp_min(1e-30))
+
+    @property
+    def peak_band_share(self) -> torch.Tensor:
+        """``(n_bands,)`` the fraction of filters whose peak frequency lies in each band."""
+        band = torch.bucketize(self.peak.double(), self.edges[1:-1].double(), right=True)
+        return torch.bincount(band, minlength=len(self.band_area)).float() / len(self.peak)
 
 
 def filter_spectra(weight: torch.Tensor, *, stride: int, n_bands: int = 5,
@@ -94,8 +112,10 @@ def filter_spectra(weight: torch.Tensor, *, stride: int, n_bands: int = 5,
     outside = torch.maximum(fx.abs(), fy.abs()) > 1.0 / (2 * stride) + 1e-12
     above = power[:, outside].sum(1) / safe
     energy = w.square().sum((1, 2, 3))
+    peak = radius.flatten()[power.flatten(1).argmax(1)]                # (F,)
+    area = torch.bincount(band.flatten(), minlength=n_bands).double() / band.numel()
     return FilterSpectra(edges.float(), bands.float(), centroid.float(), above.float(),
-                         energy.float(), stride)
+                         energy.float(), stride, peak.float(), area.float())
 
 
 @dataclass
