@@ -42,8 +42,8 @@ def _make_sample(args: argparse.Namespace) -> int:
     root = make_sample(args.out, images=args.images, seed=args.seed, kind=args.kind,
                        workers=args.workers)
     marker = json.loads((root / SAMPLE_MARKER).read_text())
-    splits = ", ".join(f"{s} {n}" for s, n in marker["images_per_split"].items())
-    print(f"GENERATED VOC-format sample, kind {args.kind!r} (NOT Pascal VOC data) at {root}\n"
+    splits = ", ".join(f"{s} {marker['images_per_split'][s]}" for s in ("train", "val", "test"))
+    print(f"GENERATED VOC-format sample, kind {args.kind!r} (not real VOC data) at {root}\n"
           f"  {args.images} images (seed {args.seed}): {splits}; objects "
           f"{sum(marker['objects'].values())}")
     return 0
