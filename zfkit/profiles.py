@@ -84,7 +84,9 @@ class Profile:
         else:
             what = "Pascal VOC 2007 object crops"
         batch = "" if self.batch_size == 128 else f", batch {self.batch_size}"
-        step = "" if self.lr_step is None else f", lr x0.1 every {self.lr_step} epochs"
+        step = ("" if self.lr_step is None else
+                f", lr x0.1 every {self.lr_step} epochs" if self.lr_step < self.epochs else
+                ", the learning rate never drops (the seed's first drop comes after 750 steps)")
         return (f"Profile '{self.name}': {what}; {self.epochs} epochs per run{batch}{step}, "
                 f"seeds {list(self.seeds)}.")
 
