@@ -56,6 +56,63 @@ def test_ceil_mode_last_window_rule_matches_avgpool(size, k, s, p):
         size, k, s, p, ceil_mode=True)
 
 
+def _pytorch_pool(kind: str, size: int, k: int, s: int, p: int, d: int, ceil_mode: bool):
+    layer = (nn.MaxPool2d(k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode)
+             if kind == "max" else nn.AvgPool2d(k, stride=s, padding=p, ceil_mode=ceil_mode))
+    try:
+        return layer(torch.zeros(1, 1, size, size)).shape[-1]
+    except RuntimeError:                        # "Output size is too small"
+        return None
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_formula_accepts_exactly_the_pool_settings_pytorch_accepts(kind, ceil_mode):
+    """Every small setting PyTorch's pooling can take (padding at most half the kernel, a
+    non-empty input): the same output, or an error exactly where PyTorch refuses. In ceil mode
+    that includes windows wider than the padded input (e.g. size 2, kernel 3, stride 2: 1)."""
+    differ, wide = [], 0
+    for size in range(1, 8):
+        for k in range(1, 7):
+            for s in range(1, 5):
+                for p in range(k // 2 + 1):
+                    for d in (1, 2, 3) if kind == "max" else (1,):
+                        expected = _pytorch_pool(kind, size, k, s, p, d, ceil_mode)
+                        try:
+                            got = conv_output_size(size, k, s, p, d, ceil_mode)
+                        except ValueError:
+                            got = None
+                        wide += got is not None and d * (k - 1) + 1 > size + 2 * p
+                        if got != expected:
+                            differ.append(((size, k, s, p, d), expected, got))
+    assert not differ, f"{len(differ)} settings differ from PyTorch, e.g. {differ[:5]}"
+    assert (wide > 0) == ceil_mode               # the wide-window cases were really tried
+
+
+def _exact(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """The formula with exact rationals (the reference for huge sizes)."""
+    import math
+    from fractions import Fraction
+
+    q = Fraction(size + 2 * p - d * (k - 1) - 1, s)
+    out = (math.ceil(q) if ceil_mode else math.floor(q)) + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def test_ceil_mode_is_exact_above_2_to_the_53():
+    # float division says 2**60 + 1 here: (3*2**60 + 1) / 3 rounds to 2**60 as a float
+    assert conv_output_size(3 * 2**60 + 2, 5, 3, 2, ceil_mode=True) == 2**60 + 2
+    rng = random.Random(53)
+    for _ in range(2000):
+        size = rng.randrange(2**53, 2**70)
+        args = (size, rng.randint(1, 2**20), rng.randint(1, 2**12), rng.randint(0, 2**20),
+                rng.randint(1, 8))
+        for ceil_mode in (False, True):
+            assert conv_output_size(*args, ceil_mode=ceil_mode) == _exact(*args, ceil_mode), args
+
+
 @pytest.mark.parametrize("kwargs,name", [
     (dict(size=10, kernel_size=0), "kernel_size"),
     (dict(size=10, kernel_size=3, stride=0), "stride"),

@@ -12,7 +12,6 @@ Reference: Dumoulin and Visin (2016), "A guide to convolution arithmetic for dee
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass
 
 from matplotlib.axes import Axes
@@ -110,7 +109,7 @@ def explain(size: int, kernel_size: int, stride: int = 1, padding: int = 0, dila
         shown = f"{quotient:.2f}".rstrip("0")
     else:
         shown = f"≈{quotient:.2f}"
-    rounded = math.ceil(quotient) if ceil_mode else math.floor(quotient)
+    rounded = -(-num // stride) if ceil_mode else num // stride   # integers: exact at any size
     text = (f"{lo}({size} + 2·{padding} − {dilation}·({kernel_size}−1) − 1) / {stride}{hi} + 1"
             f" = {lo}{shown}{hi} + 1 = {rounded + 1}")
     if rounded + 1 != out:   # ceil mode: PyTorch drops a last window that starts in the padding

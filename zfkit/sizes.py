@@ -12,7 +12,6 @@ References:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from numbers import Integral
 
@@ -35,17 +34,21 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int 
 
     ``out = floor((size + 2*padding - dilation*(kernel_size-1) - 1) / stride) + 1``; with
     ``ceil_mode`` the division rounds up, except that the last window must start inside the input
-    or the left padding, otherwise it is dropped (Caffe's pooling rule, which PyTorch kept).
+    or the left padding, otherwise it is dropped (Caffe's pooling rule, which PyTorch kept). In
+    ceil mode a window may be wider than the padded input, as PyTorch's pooling allows, as long as
+    one window is left. Integer arithmetic throughout, so the answer is exact for any size.
 
     Args:
         size: input length (pixels).
         kernel_size, stride, padding, dilation: the layer's arguments along this dimension.
         ceil_mode: round up instead of down (pooling only; Caffe always rounds up).
     Returns:
-        The output length, equal to PyTorch's.
+        The output length, equal to PyTorch's whenever PyTorch accepts the settings (pooling also
+        requires ``padding <= kernel_size // 2``, which is not checked here: convolutions do not).
     Raises:
         ValueError: naming the argument, for a non-integer, a kernel/stride/dilation below 1, a
-            negative padding or size, or a window larger than the padded input.
+            negative padding or size, or a window larger than the padded input (in ceil mode: one
+            that leaves no output).
     """
     size = _check_int("size", size, 0)
     kernel_size = _check_int("kernel_size", kernel_size, 1)
@@ -56,15 +59,16 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int 
         raise ValueError(f"ceil_mode must be True or False, got {ceil_mode!r}")
     span = dilation * (kernel_size - 1) + 1          # the window's extent in input pixels
     padded = size + 2 * padding
-    if span > padded:
-        raise ValueError(f"kernel_size {kernel_size} (dilation {dilation}, so {span} pixels) is "
-                         f"larger than the padded input ({size} + 2*{padding} = {padded})")
     if ceil_mode:
-        out = math.ceil((padded - span) / stride) + 1
+        out = -(-(padded - span) // stride) + 1      # ceiling division, in integers
         if (out - 1) * stride >= size + padding:     # last window would start in the right padding
             out -= 1
-        return out
-    return (padded - span) // stride + 1
+    else:
+        out = (padded - span) // stride + 1
+    if out < 1:                                  # only when the window is wider than the input
+        raise ValueError(f"kernel_size {kernel_size} (dilation {dilation}, so {span} pixels) is "
+                         f"larger than the padded input ({size} + 2*{padding} = {padded})")
+    return out
 
 
 @dataclass(frozen=True)

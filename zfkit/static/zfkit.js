@@ -50,16 +50,23 @@
     if (typeof ceilMode !== "boolean")
       throw new Error("ceil_mode must be True or False, got " + pyRepr(ceilMode));
     var span = d * (k - 1n) + 1n, padded = n + 2n * p;
-    if (span > padded)
-      throw new Error("kernel_size " + k + " (dilation " + d + ", so " + span + " pixels) is " +
-                      "larger than the padded input (" + n + " + 2*" + p + " = " + padded + ")");
-    var num = padded - span;                           // >= 0, so / rounds down
-    var floorOut = num / s + 1n, ceilOut = (num + s - 1n) / s + 1n;
+    var num = padded - span;                   // negative when the window is wider than the input
+    var floorOut = floorDiv(num, s) + 1n, ceilOut = floorDiv(num + s - 1n, s) + 1n;
     // PyTorch's ceil-mode rule: a last window that would start in the right padding is dropped
     var ruleDrops = (ceilOut - 1n) * s >= n + p, ceilAnswer = ruleDrops ? ceilOut - 1n : ceilOut;
+    var out = ceilMode ? ceilAnswer : floorOut;
+    if (out < 1n)                              // only when the window is wider than the input
+      throw new Error("kernel_size " + k + " (dilation " + d + ", so " + span + " pixels) is " +
+                      "larger than the padded input (" + n + " + 2*" + p + " = " + padded + ")");
     return {n: n, k: k, s: s, p: p, d: d, ceil: ceilMode, span: span, padded: padded, num: num,
             floorOut: floorOut, ceilOut: ceilOut, ceilAnswer: ceilAnswer, ruleDrops: ruleDrops,
-            out: ceilMode ? ceilAnswer : floorOut};
+            out: out};
+  }
+
+  // Python's a // b for BigInt, b > 0 (BigInt's / truncates toward zero).
+  function floorDiv(a, b) {
+    var q = a / b;
+    return a % b !== 0n && a < 0n ? q - 1n : q;
   }
 
   function big(x) { return x <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(x) : x; }
@@ -97,6 +104,11 @@
   }
 
   function ruleText(f) {
+    if (f.span > f.padded)            // ceil mode only: floor mode refuses such settings
+      return "The window (" + f.span + " pixels) is wider than the padded input (" + f.padded +
+        "), which floor mode refuses; ceil mode still keeps one window, starting at the left " +
+        "edge and hanging over the right one, as PyTorch's pooling does. Max-pool reads only " +
+        "the pixels there.";
     var rem = f.num % f.s;
     var split = f.num + " = " + f.s + "·" + (f.num / f.s) + " + " + rem;
     if (!f.ceil) {
