@@ -12,6 +12,7 @@ from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
 from zfkit import data as D
+from zfkit.integrity import write_verified
 from zfkit import voc
 
 VOC_CLASSES = list(voc.VOC_CLASSES)
@@ -141,7 +142,8 @@ def test_cache_is_used_and_keyed_by_manifest_hash(tmp_path: Path, monkeypatch: p
     folder = write_crops(tmp_path / "crops", hash_="first")
     cache = tmp_path / "cache"
     first = D.load_split(folder, "train", size=24, cache_dir=cache, progress=False)
-    files = list(cache.iterdir())
+    files = sorted(cache.glob("*.pt"))
+    assert [p.name for p in cache.iterdir() if p not in files] == [files[0].name + ".sha256"]
     assert len(files) == 1 and "first" in files[0].name and "train" in files[0].name
     assert "24px" in files[0].name
 
@@ -168,24 +170,25 @@ def test_cache_is_used_and_keyed_by_manifest_hash(tmp_path: Path, monkeypatch: p
 def test_truncated_cache_is_rebuilt(crops: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     good = D.load_split(crops, "val", size=24, cache_dir=cache, progress=False)
-    (path,) = cache.iterdir()
+    (path,) = cache.glob("*.pt")
     blob = path.read_bytes()
     path.write_bytes(blob[: len(blob) // 2])  # a half-written file
-    with pytest.warns(UserWarning, match="unreadable"):
+    with pytest.warns(UserWarning, match="corrupt"):
         rebuilt = D.load_split(crops, "val", size=24, cache_dir=cache, progress=False)
     assert torch.equal(rebuilt.images, good.images)
     assert torch.equal(torch.load(path, weights_only=True)["images"], good.images)  # rewritten whole
-    assert [p.name for p in cache.iterdir()] == [path.name]  # no temporary file left behind
+    assert sorted(p.name for p in cache.iterdir()) == [path.name, path.name + ".sha256"]  # no
+    # temporary file left behind
 
 
 def test_cache_from_other_data_under_the_right_name_is_not_used(crops: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     D.load_split(crops, "val", size=24, cache_dir=cache, progress=False)
-    (path,) = cache.iterdir()
+    (path,) = cache.glob("*.pt")
     state = torch.load(path, weights_only=True)
     state["manifest_hash"] = "something-else"
     state["images"] = torch.zeros_like(state["images"])
-    torch.save(state, path)
+    write_verified(path, lambda f: torch.save(state, f))  # a genuine cache of other crops
     data = D.load_split(crops, "val", size=24, cache_dir=cache, progress=False)
     assert data.manifest_hash == "abc123" and data.images.any()
 

@@ -401,7 +401,7 @@ def test_initial_model_rebuilds_the_weights_a_run_started_from(tmp_path):
     _tiny_crops(tmp_path / "crops")
     config = TrainConfig(model="zfnet-narrow", epochs=1, batch_size=4, lr=1e-12, seed=3,
                          device="cpu")
-    fit(config, tmp_path / "crops", tmp_path / "run", progress=False)
+    fit(config, tmp_path / "crops", tmp_path / "run", progress=False, slim=False)  # fp32 kept
     trained = load_model(tmp_path / "run", "last").state_dict()   # moved by ~1e-12 at most
     state = torch.get_rng_state()
     rebuilt = probe.initial_model(tmp_path / "run")

@@ -220,6 +220,55 @@ def test_finished_run_is_returned_without_training(run: tuple[Path, History],
         fit(TrainConfig(model="tiny", epochs=5, lr_step=2, **FAST), crops, out, progress=False)
 
 
+def test_a_finished_run_keeps_fp16_best_weights_and_no_second_copy(run: tuple[Path, History]
+                                                                   ) -> None:
+    out, history = run
+    best = torch.load(out / "best.pt", weights_only=True)
+    assert best["weights_dtype"] == "float16"
+    assert all(v.dtype == torch.float16 for v in best["model"].values())
+    last = torch.load(out / "last.pt", weights_only=True)
+    assert not {"model", "optimizer", "scheduler", "rng"} & set(last)
+    assert last["history"]["test_acc"] == history.test_acc and last["epoch"] == 4
+    model = load_model(out, "best")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    with pytest.raises(ValueError, match="keeps no weights.*use which='best'"):
+        load_model(out, "last")
+
+
+def test_slimming_changes_no_number_of_the_run(crops: Path, tmp_path: Path) -> None:
+    """The test accuracy is measured on the full-precision best weights, before slimming."""
+    config = TrainConfig(model="tiny", epochs=2, lr_step=2, **FAST)
+    slim = fit(config, crops, tmp_path / "slim", progress=False)
+    full = fit(config, crops, tmp_path / "full", progress=False, slim=False)
+    assert _without_timing(slim) == _without_timing(full)
+    assert (slim.best_epoch, slim.best_val_acc, slim.test_acc, slim.test_loss) == (
+        full.best_epoch, full.best_val_acc, full.test_acc, full.test_loss)
+    fp32 = torch.load(tmp_path / "full" / "best.pt", weights_only=True)["model"]
+    fp16 = torch.load(tmp_path / "slim" / "best.pt", weights_only=True)["model"]
+    assert all(torch.equal(fp32[k].half(), fp16[k]) for k in fp32)
+    size = {d: sum(p.stat().st_size for p in (tmp_path / d).iterdir()) for d in ("slim", "full")}
+    assert size["slim"] < 0.3 * size["full"], size     # fp16 best only vs fp32 best + last
+
+
+def test_the_full_profile_runs_fit_in_2_gb() -> None:
+    """Disk of the full profile's finished runs, from parameter counts (fp16 best.pt, no weights
+    in last.pt), printed for the README: it must stay under 2 GB on a student's Drive."""
+    from zfkit.models import build_model
+    from zfkit.profiles import get_profile
+    from zfkit.record import plan_runs
+
+    profile = get_profile("full")
+    total, peak_extra = 0, 0
+    for plan in plan_runs(profile):
+        with torch.device("meta"):                   # parameter counts, no memory
+            n = sum(p.numel() for p in build_model(plan.model, num_classes=20).parameters())
+        total += 2 * n + (1 << 20)                   # fp16 weights, plus headers and last.pt
+        peak_extra = max(peak_extra, 4 * n * 3 + 4 * n - 2 * n)   # training: last.pt (weights,
+    print(f"full profile: {len(plan_runs(profile))} finished runs take {total / 1e9:.2f} GB; "
+          f"while the last one trains, {(total + peak_extra) / 1e9:.2f} GB")  # Adam) + fp32 best
+    assert total < 2e9
+
+
 def test_checkpoints_of_other_runs_are_refused(run: tuple[Path, History], crops: Path,
                                                tmp_path: Path) -> None:
     out, _ = run
@@ -309,9 +358,15 @@ def test_killed_run_resumes_exactly(crops: Path, tmp_path: Path) -> None:
     assert _without_timing(resumed) == _without_timing(straight)  # exactly, not approximately
     assert (resumed.best_epoch, resumed.best_val_acc, resumed.test_acc) == (
         straight.best_epoch, straight.best_val_acc, straight.test_acc)
-    for which in ("best", "last"):
-        assert _state_equal(load_model(tmp_path / "killed", which).state_dict(),
-                            load_model(tmp_path / "straight", which).state_dict())
+    assert _state_equal(load_model(tmp_path / "killed", "best").state_dict(),
+                        load_model(tmp_path / "straight", "best").state_dict())
+    for name in ("best.pt", "last.pt"):      # the finished, slimmed files: equal too
+        killed, straight = (torch.load(tmp_path / run / name, weights_only=True)
+                            for run in ("killed", "straight"))
+        assert killed.keys() == straight.keys() and "optimizer" not in killed
+        assert ("model" in killed) == (name == "best.pt") and killed["epoch"] == straight["epoch"]
+    assert _state_equal(*(torch.load(tmp_path / run / "best.pt", weights_only=True)["model"]
+                          for run in ("killed", "straight")))
 
 
 # ----------------------------------------------------------------------------------------------

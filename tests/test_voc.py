@@ -155,7 +155,8 @@ def test_test_split_needs_its_list_and_annotations(tmp_path):
     root = _small_tree(tmp_path, with_test=False)
     assert voc.build_crops(root, tmp_path / "a", progress=False)["splits"] == ["train", "val"]
     (root / "ImageSets/Main/test.txt").write_text("000009\n")   # listed, but no annotation
-    assert voc.build_crops(root, tmp_path / "b", progress=False)["splits"] == ["train", "val"]
+    with pytest.warns(UserWarning, match="none has an annotation: the test split is left out"):
+        assert voc.build_crops(root, tmp_path / "b", progress=False)["splits"] == ["train", "val"]
     with pytest.raises(ValueError, match="unknown splits"):
         voc.build_crops(root, tmp_path / "c", splits=["trainval"], progress=False)
 

@@ -5,8 +5,10 @@ The seed's transform decodes and resizes every JPEG on every epoch, although onl
 random. Here :func:`load_split` decodes each crop with PIL, resizes it with PIL's bilinear filter
 (what ``Resize`` does to a PIL image) and keeps the whole split as a :class:`CachedSplit`,
 ``uint8`` ``(N, 3, 227, 227)``; with ``cache_dir`` it also writes it to a file keyed by the crops'
-manifest hash (:func:`cache_path`), written atomically and checked when read. What happens per
-batch (flip, normalize) is in :mod:`zfkit.batches`.
+manifest hash (:func:`cache_path`), written atomically with its SHA-256
+(:mod:`zfkit.integrity`) and checked when read: a cache whose bytes changed is rebuilt. Each crop
+is checked against the manifest's digest as it is decoded. What happens per batch (flip,
+normalize) is in :mod:`zfkit.batches`.
 
 The crops folder (written by :mod:`zfkit.crops`) looks like ``CROPS/<split>/<class>/<id>_<k>.jpg``
 with ``CROPS/manifest.json`` holding at least ``classes`` (label order), ``source`` and ``hash``,
@@ -17,6 +19,7 @@ training); the seed's ``Resize((227, 227))`` in place of their 256 + random 224 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -30,9 +33,10 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .atomic import write_atomic
 from .classes import SPLITS
 from .crops import MANIFEST
+from .integrity import IntegrityError, verify_file, write_verified
+from .names import check_name, check_regular_file
 
 __all__ = [
     "CachedSplit", "read_manifest", "check_split", "split_folder", "list_crops", "decode_resize",
@@ -111,13 +115,24 @@ def read_manifest(crops_dir: str | Path) -> dict[str, Any]:
         The manifest as a dict.
     """
     path = Path(crops_dir) / MANIFEST
+    rebuild = f"rebuild the crops with `python -m zfkit voc-crops --out {Path(crops_dir)} ...`"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: build the crops first with "
                                 "`python -m zfkit voc-crops` (or zfkit.profiles.prepare_data)")
-    manifest = json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path} is not readable JSON ({err}): {rebuild}") from err
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} is not a crops manifest: {rebuild}")
     missing = [k for k in ("classes", "source", "hash") if k not in manifest]
     if missing:
-        raise ValueError(f"{path} lacks {missing}: rebuild the crops with `python -m zfkit voc-crops`")
+        raise ValueError(f"{path} lacks {missing}: {rebuild}")
+    if not isinstance(manifest["classes"], list):
+        raise ValueError(f"{path}: 'classes' is not a list: {rebuild}")
+    for value, what in [(manifest["source"], "source"), *((c, "class name")
+                                                          for c in manifest["classes"])]:
+        check_name(value, what=what, source=path, fix=rebuild)
     return manifest
 
 
@@ -192,9 +207,32 @@ def decode_resize(path: str | Path, size: int) -> np.ndarray:
     Returns:
         ``uint8`` array ``(size, size, 3)``.
     """
-    with open(path, "rb") as f:
-        img = Image.open(f).convert("RGB")
+    with open(check_regular_file(path, what="crop"), "rb") as f:
+        opened = Image.open(f)
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit and opened.width * opened.height > limit:
+            raise ValueError(f"{opened.width}x{opened.height} pixels is more than PIL's limit "
+                             "(Image.MAX_IMAGE_PIXELS): not a crop zfkit wrote")
+        img = opened.convert("RGB")
     return np.asarray(img.resize((size, size), Image.BILINEAR))  # (size, size, 3)
+
+
+def _check_md5(path: Path, md5: str) -> None:
+    with open(check_regular_file(path, what="crop"), "rb") as f:
+        actual = hashlib.md5(f.read()).hexdigest()
+    if actual != md5:
+        raise ValueError(f"its MD5 {actual} is not the manifest's {md5} (changed or truncated "
+                         "since it was cut)")
+
+
+def _digests(manifest: dict[str, Any], split: str) -> dict[str, str]:
+    """``{path relative to the crops folder: MD5}`` from the manifest (empty when it has none)."""
+    files = manifest.get("files", {})
+    digests = manifest.get("digests", {})
+    if not (isinstance(files, dict) and isinstance(digests, dict)):
+        return {}
+    paths, sums = files.get(split) or [], digests.get(split) or []
+    return dict(zip(paths, sums)) if len(paths) == len(sums) else {}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -213,8 +251,11 @@ def cache_path(cache_dir: str | Path, manifest: dict[str, Any], split: str, size
     Returns:
         The path (which may not exist yet).
     """
+    check_split(split)
+    source = check_name(manifest["source"], what="source", source="the crops manifest",
+                        fix="rebuild the crops with `python -m zfkit voc-crops`")
     digest = "".join(c for c in str(manifest["hash"]) if c.isalnum())[:24]
-    return Path(cache_dir) / f"{manifest['source']}-{split}-{size}px-{digest}-v{_CACHE_VERSION}.pt"
+    return Path(cache_dir) / f"{source}-{split}-{int(size)}px-{digest}-v{_CACHE_VERSION}.pt"
 
 
 def _build(crops_dir: Path, manifest: dict[str, Any], split: str, size: int, progress: bool,
@@ -226,13 +267,23 @@ def _build(crops_dir: Path, manifest: dict[str, Any], split: str, size: int, pro
         raise ValueError(f"manifest.json says {expected} {split} crops but {crops_dir / split} has "
                          f"{len(items)}: the folder changed; rebuild it with `python -m zfkit voc-crops`")
     images = torch.empty((len(items), 3, size, size), dtype=torch.uint8)  # (N, 3, S, S)
+    digests = _digests(manifest, split)
+    unlisted = [rel for rel, _ in items if digests and rel not in digests]
+    if unlisted:
+        raise RuntimeError(f"crops folder {crops_dir} holds {unlisted[:3]}, which its manifest "
+                           f"does not list: rebuild it with `python -m zfkit voc-crops --out "
+                           f"{crops_dir} ...` (it rebuilds a folder that changed)")
 
     def load_one(i: int) -> None:  # PIL releases the GIL while decoding and resizing
+        rel = items[i][0]
         try:
-            pixels = decode_resize(crops_dir / items[i][0], size)  # (S, S, 3)
-        except (OSError, ValueError) as err:
-            raise RuntimeError(f"cannot read crop {crops_dir / items[i][0]} ({err}): rebuild the "
-                               "crops with `python -m zfkit voc-crops`") from err
+            if rel in digests:
+                _check_md5(crops_dir / rel, digests[rel])
+            pixels = decode_resize(crops_dir / rel, size)  # (S, S, 3)
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
+            raise RuntimeError(f"cannot use crop {crops_dir / rel} ({err}): rebuild the crops "
+                               f"with `python -m zfkit voc-crops --out {crops_dir} ...` (it "
+                               "rebuilds a folder whose crops changed)") from err
         np.copyto(images[i].permute(1, 2, 0).numpy(), pixels)  # into images[i], (3, S, S)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -248,15 +299,24 @@ def _build(crops_dir: Path, manifest: dict[str, Any], split: str, size: int, pro
 
 
 def _save(data: CachedSplit, path: Path, size: int) -> None:
-    """Write the cache atomically (:func:`zfkit.atomic.write_atomic`)."""
+    """Write the cache atomically with its SHA-256 (:func:`zfkit.integrity.write_verified`)."""
     state = {"version": _CACHE_VERSION, "size": size, "images": data.images,
              "labels": data.labels, "classes": data.classes, "split": data.split,
              "source": data.source, "manifest_hash": data.manifest_hash, "files": data.files}
-    write_atomic(path, lambda f: torch.save(state, f))
+    write_verified(path, lambda f: torch.save(state, f))
 
 
 def _load(path: Path, manifest: dict[str, Any], split: str, size: int) -> CachedSplit | None:
-    """The cached split, or ``None`` when the file is unreadable or was made from other data."""
+    """The cached split, or ``None`` when the file is corrupt, unverified, unreadable or was made
+    from other data (the caller then rebuilds it)."""
+    try:
+        if not verify_file(path, what="cache file", remedy="It is rebuilt from the crops."):
+            warnings.warn(f"cache file {path} has no SHA-256 beside it (an older zfkit wrote "
+                          "it); rebuilding it")
+            return None
+    except (IntegrityError, OSError) as err:
+        warnings.warn(f"{err}")
+        return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         data = CachedSplit(state["images"], state["labels"], list(state["classes"]),

@@ -3,9 +3,16 @@
 ``last.pt`` holds everything needed to resume (:class:`TrainState`: model, optimizer, scheduler,
 gradient scaler, every random state, plus the config and the history); ``best.pt`` holds the
 weights of the best validation epoch, the seed's choice of model. Both are written atomically
-(:func:`zfkit.atomic.write_atomic`), ``best.pt`` first, so a run killed at any moment resumes from
-a consistent pair. :func:`open_run` refuses a checkpoint of another model, recipe or data set;
-:func:`load_model` and :func:`initial_model` give a run's network after and before training.
+with a SHA-256 beside them (:func:`zfkit.integrity.write_verified`), ``best.pt`` first, so a run
+killed at any moment resumes from a consistent pair, and a checkpoint whose bytes changed is
+refused (:func:`zfkit.integrity.verify_file`) instead of resumed. :func:`open_run` refuses a
+checkpoint of another model, recipe or data set; :func:`load_model` and :func:`initial_model`
+give a run's network after and before training.
+
+A finished run keeps only what a chapter needs (:func:`slim_finished`): ``best.pt`` with its
+weights in float16 (half the size; :func:`load_model` returns them as float32) and a ``last.pt``
+without weights or optimizer state (its history and config). ``fit`` measures the test accuracy
+on the full-precision best weights before that.
 
 Reference: the layout follows pytorch/examples' ImageNet ``save_checkpoint(state, is_best)``.
 The papers keep no checkpoints; the seed keeps only the best weights, in memory.
@@ -13,6 +20,7 @@ The papers keep no checkpoints; the seed keeps only the best weights, in memory.
 from __future__ import annotations
 
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,14 +28,15 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .atomic import write_atomic
+from .atomic import remove_stale_partials
 from .history import History, load_history
 from .models import SPECS, ConvNet, build_model
+from .integrity import sidecar, verify_file, write_verified
 from .recipe import TrainConfig, make_optimizer
 
 __all__ = [
-    "CHECKPOINT_FORMAT", "FREE_ON_RESUME", "TrainState", "save_checkpoint", "open_run",
-    "load_model", "initial_model",
+    "CHECKPOINT_FORMAT", "FREE_ON_RESUME", "TrainState", "save_checkpoint", "load_checkpoint",
+    "slim_finished", "open_run", "load_model", "initial_model",
 ]
 
 CHECKPOINT_FORMAT = 1
@@ -35,8 +44,9 @@ FREE_ON_RESUME = ("epochs", "device")  # settings a resumed run may change; all 
 
 
 def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
-    """``torch.save`` ``state`` to ``path`` atomically (a reader never sees half a file)."""
-    write_atomic(Path(path), lambda f: torch.save(state, f))
+    """``torch.save`` ``state`` to ``path`` atomically (a reader never sees half a file), with its
+    SHA-256 in ``<path>.sha256``."""
+    write_verified(Path(path), lambda f: torch.save(state, f))
 
 
 def _rng_state(generator: torch.Generator) -> dict[str, Any]:
@@ -74,12 +84,54 @@ def _check_resumable(ckpt: Mapping[str, Any], config: TrainConfig, path: Path) -
                            "the same settings, or use another run folder (--out) or delete it.")
 
 
-def _load_checkpoint(path: Path) -> dict[str, Any]:
+def _remedy(path: Path) -> str:
+    run = path.parent
+    return (f"Do not resume from it: delete {run} and train again (python -m zfkit train ... "
+            f"--out {run}, or zfkit.profiles.train_run in a chapter), or restore {path.name} and "
+            f"{sidecar(path).name} together from a copy.")
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint after checking it against its SHA-256 (``weights_only`` unpickling).
+
+    A checkpoint without a ``.sha256`` beside it (an older zfkit wrote it) is read with
+    a warning.
+
+    Raises:
+        RuntimeError: the file is corrupt, its digest differs or it cannot be read; the message
+            names it and says what to do (:class:`zfkit.integrity.IntegrityError` for a digest).
+    """
+    path = Path(path)
+    if not verify_file(path, what="checkpoint", remedy=_remedy(path)):
+        warnings.warn(f"checkpoint {path} has no {sidecar(path).name} beside it (an older zfkit "
+                      "wrote it), so it cannot be verified; it is read as it is", stacklevel=2)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise RuntimeError(f"cannot read checkpoint {path} ({type(err).__name__}: {err}); "
-                           "delete the run folder to start again") from err
+        raise RuntimeError(f"cannot read checkpoint {path} ({type(err).__name__}: {err}). "
+                           f"{_remedy(path)}") from err
+
+
+def _half(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", torch.float16).contiguous() if v.is_floating_point() else v
+            for k, v in weights.items()}
+
+
+def slim_finished(state: Mapping[str, Any], out_dir: str | Path) -> None:
+    """Reduce a finished run to what a chapter needs: ``last.pt`` without weights and without
+    optimizer, scheduler, scaler and random states (so it cannot be extended), then ``best.pt``
+    with float16 weights. Called by ``fit`` after the test accuracy was measured.
+
+    Args:
+        state: the finished run's ``last.pt`` content (:meth:`TrainState.finished_state`).
+        out_dir: the run folder.
+    """
+    out_dir = Path(out_dir)
+    save_checkpoint({k: v for k, v in state.items() if k != "model"}, out_dir / "last.pt")
+    best = load_checkpoint(out_dir / "best.pt")
+    if best.get("weights_dtype") != "float16":
+        save_checkpoint({**best, "model": _half(best["model"]), "weights_dtype": "float16"},
+                        out_dir / "best.pt")
 
 
 @dataclass
@@ -127,7 +179,7 @@ class TrainState:
     def finished_state(self, history: History) -> dict[str, Any]:
         """What ``last.pt`` keeps of a finished run: :meth:`state` without the optimizer, the
         scheduler, the scaler and the random states (two thirds of the file), so it cannot be
-        extended."""
+        extended (:func:`slim_finished` also drops the weights)."""
         return {k: v for k, v in self.state(history).items()
                 if k not in ("optimizer", "scheduler", "scaler", "rng")}
 
@@ -151,7 +203,10 @@ def open_run(config: TrainConfig, manifest: Mapping[str, Any], out_dir: Path,
     if not resume:
         raise RuntimeError(f"{out_dir} already holds a run: resume it (--resume, resume=True), "
                            "or choose another run folder, or delete this one")
-    ckpt = _load_checkpoint(path)
+    for name in ("last.pt", "best.pt", "history.json"):   # what a killed writer left behind
+        remove_stale_partials(out_dir / name)
+        remove_stale_partials(sidecar(out_dir / name))
+    ckpt = load_checkpoint(path)
     _check_resumable(ckpt, config, path)
     history = ckpt["history"]
     if history["manifest_hash"] != str(manifest["hash"]):
@@ -166,14 +221,19 @@ def open_run(config: TrainConfig, manifest: Mapping[str, Any], out_dir: Path,
 
 def load_model(run_dir: str | Path, which: str = "best", *,
                device: torch.device | str = "cpu") -> ConvNet:
-    """The network of a run, in eval mode.
+    """The network of a run, in eval mode, with float32 weights (also when ``best.pt`` keeps them
+    in float16, as a finished run does).
 
     Args:
         run_dir: the run folder.
-        which: ``"best"`` (the best-val epoch, the seed's choice) or ``"last"``.
+        which: ``"best"`` (the best-val epoch, the seed's choice) or ``"last"`` (the latest
+            epoch of a run that is still training; a finished run keeps only ``"best"``).
         device: where to put it.
     Returns:
         The :class:`~zfkit.models.ConvNet` with the checkpoint's weights.
+    Raises:
+        ValueError: ``"last"`` of a finished run, or a network that is not registered.
+        RuntimeError: the checkpoint is corrupt (see :func:`load_checkpoint`).
     """
     if which not in ("best", "last"):
         raise ValueError(f"which must be 'best' or 'last', got {which!r}")
@@ -181,13 +241,17 @@ def load_model(run_dir: str | Path, which: str = "best", *,
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: train the run first (python -m zfkit train, "
                                 "or zfkit.profiles.train_run)")
-    ckpt = _load_checkpoint(path)
+    ckpt = load_checkpoint(path)
+    if "model" not in ckpt:
+        raise ValueError(f"{path} is the last.pt of a finished run, which keeps no weights (a "
+                         "finished run keeps its best epoch's, in best.pt): use which='best'")
     name = ckpt["config"]["model"]
     if name not in SPECS:
         raise ValueError(f"{path} is a {name!r} network, which is not registered in this session: "
                          "register it first with zfkit.models.derive_spec(..., register=True)")
     model = build_model(name, num_classes=len(ckpt["classes"]))
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                           for k, v in ckpt["model"].items()})
     return model.to(device).eval()
 
 

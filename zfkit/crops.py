@@ -5,9 +5,15 @@ manifest that says what was cut.
 (its box converted with :func:`zfkit.annotations.crop_box`), in threads, into ``out/.building/``
 first; ``out/manifest.json`` is written last and atomically, with the counts per class (compared
 with :data:`zfkit.official.VOC2007_OFFICIAL_COUNTS`), what was skipped and why, every file with
-its size and a content hash. :func:`read_manifest` reads it back and checks the folder still
-matches it. A generated sample (:mod:`zfkit.sample`) goes through the same code; its manifest says
-it is not VOC data.
+its size and MD5, and a content hash (:mod:`zfkit.manifest`, which also reads it back). A
+generated sample (:mod:`zfkit.sample`) goes through the same code; its manifest says it is not VOC
+data.
+
+What it refuses: ids and file names that are not plain names (:mod:`zfkit.names`), an image in two
+splits (leakage), a split list that is not UTF-8, an ``out`` that holds anything zfkit did not
+write there (it is never deleted), and a second builder of the same ``out`` (a lock: it waits).
+With ``skip_bad`` it skips and counts bad annotations, unreadable or non-regular images, images
+over PIL's pixel limit and inverted boxes.
 
 Reference: the crop recipe is the seed blog post's (every non-difficult box of
 ``ImageSets/Main/{train,val}.txt`` becomes one image of its class), with the box correction of
@@ -21,6 +27,7 @@ import io
 import os
 import shutil
 import time
+import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,21 +38,21 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .annotations import crop_box, read_annotation, read_split
-from .atomic import write_json_atomic
+from .atomic import check_writable, folder_lock, write_json_atomic
 from .classes import SPLITS, VOC_CLASSES
 from .download import md5sum, read_json
+from .manifest import (FORMAT, MANIFEST, OWNED, STAGING, content_hash, owned_files,
+                       read_manifest, verify_crops)
+from .names import check_regular_file
 from .official import VOC2007_OFFICIAL_COUNTS
 from .sample import SAMPLE_MARKER, sample_source
 from .version import __version__
 
 __all__ = ["MANIFEST", "build_crops", "read_manifest"]
 
-MANIFEST = "manifest.json"
 _CROPS_FORMAT = 1
-_STAGING = ".building"
+_STAGING = STAGING
 _IMAGE_FORMATS = {"jpg": "JPEG", "png": "PNG"}
-_REQUIRED_KEYS = ("source", "classes", "counts", "skipped", "files", "sizes",
-                  "source_checksums", "zfkit_version", "hash", "params")
 _SKIP_HINT = "Pass skip_bad=True (command line: --skip-bad) to skip such cases and count them."
 _CLASS_SET = frozenset(VOC_CLASSES)
 
@@ -61,25 +68,54 @@ def _check_voc_root(voc_root: Path) -> None:
         "`python -m zfkit make-sample --out DIR`.")
 
 
-def _choose_splits(voc_root: Path, splits: Sequence[str] | None) -> tuple[str, ...]:
+def _split_ids(voc_root: Path, splits: Sequence[str] | None,
+               skip_bad: bool) -> dict[str, list[str]]:
+    """The ids of each split to crop. Default: train and val, plus test when the tree has
+    ``test.txt`` and its annotations (a list without any annotation is skipped with a warning; a
+    list with some missing is an error, or, with ``skip_bad``, cropped and the missing counted)."""
     main = voc_root / "ImageSets" / "Main"
     if splits is None:
-        chosen = [s for s in ("train", "val") if (main / f"{s}.txt").is_file()]
-        if (main / "test.txt").is_file() and all(
-                (voc_root / "Annotations" / f"{i}.xml").is_file()
-                for i in read_split(voc_root, "test")):
-            chosen.append("test")             # only with the test archive and its annotations
+        chosen = {s: read_split(voc_root, s) for s in ("train", "val")
+                  if os.path.lexists(main / f"{s}.txt")}   # read_split refuses a non-file
+        if os.path.lexists(main / "test.txt"):
+            ids = read_split(voc_root, "test")
+            missing = [i for i in ids if not (voc_root / "Annotations" / f"{i}.xml").is_file()]
+            if ids and len(missing) == len(ids):
+                warnings.warn(f"{main / 'test.txt'} lists {len(ids)} images but none has an "
+                              "annotation: the test split is left out (download the test "
+                              "archive with its annotations: download-voc --test)", stacklevel=3)
+            elif missing and not skip_bad:
+                raise FileNotFoundError(
+                    f"{main / 'test.txt'} lists {len(missing)} image(s) without an annotation "
+                    f"in {voc_root / 'Annotations'}, e.g. {missing[:3]}: the test archive is "
+                    f"incomplete; extract it again (download-voc --test). {_SKIP_HINT}")
+            else:
+                chosen["test"] = ids                  # only with the test archive's annotations
         if not chosen:
             raise FileNotFoundError(f"{main} has no train.txt, val.txt or test.txt")
-        return tuple(chosen)
+        return chosen
     bad = [s for s in splits if s not in SPLITS]
     if bad:
         raise ValueError(f"unknown splits {bad}: choose from {list(SPLITS)}")
-    missing = [s for s in splits if not (main / f"{s}.txt").is_file()]
+    missing = [s for s in splits if not os.path.lexists(main / f"{s}.txt")]
     if missing:
         raise FileNotFoundError(f"{main} lacks {[f'{s}.txt' for s in missing]}; for the test "
                                 "split download the test archive (download-voc --test)")
-    return tuple(dict.fromkeys(splits))
+    return {s: read_split(voc_root, s) for s in dict.fromkeys(splits)}
+
+
+def _check_no_leakage(voc_root: Path, ids: dict[str, list[str]]) -> None:
+    """Refuse an image listed in two splits: its crops would be trained on and scored on."""
+    names = list(ids)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            both = sorted(set(ids[a]) & set(ids[b]))
+            if both:
+                raise ValueError(
+                    f"{len(both)} image(s) are listed in both ImageSets/Main/{a}.txt and {b}.txt "
+                    f"of {voc_root}, e.g. {both[:5]}: their crops would be in both splits "
+                    "(leakage). Remove them from one of the lists, or restore the lists from "
+                    "the VOC archive.")
 
 
 def _source_checksums(voc_root: Path, splits: Sequence[str]) -> dict[str, str]:
@@ -102,6 +138,18 @@ class _ImageCrops:
     skipped: Counter = field(default_factory=Counter)
 
 
+def _open_image(path: Path) -> Image.Image:
+    """The decoded RGB image, refusing non-regular files and images over PIL's pixel limit
+    before decoding them."""
+    check_regular_file(path, what="image")
+    with Image.open(path) as opened:                # reads the header only
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit and opened.width * opened.height > limit:
+            raise ValueError(f"{opened.width}x{opened.height} pixels is more than PIL's limit of "
+                             f"{limit:,} (Image.MAX_IMAGE_PIXELS): a decompression bomb?")
+        return opened.convert("RGB")                # (H, W, 3) once decoded
+
+
 def _crop_image(voc_root: Path, image_id: str, dest: Path, *, skip_bad: bool,
                 ext: str, quality: int) -> _ImageCrops:
     """Crop every non-difficult object of one image into ``dest/<class>/``."""
@@ -112,10 +160,12 @@ def _crop_image(voc_root: Path, image_id: str, dest: Path, *, skip_bad: bool,
     except (ValueError, OSError) as exc:
         if not skip_bad:
             raise ValueError(f"{exc}. {_SKIP_HINT}") from exc
-        result.skipped["bad_annotation_file"] += 1
+        result.skipped["missing_annotation" if not os.path.lexists(xml)
+                       else "bad_annotation_file"] += 1
         return result
     wanted = []
     for k, obj in enumerate(ann.objects):          # k: the object's index in its XML file
+        xmin, ymin, xmax, ymax = obj.box
         if obj.name not in _CLASS_SET:
             if not skip_bad:
                 raise ValueError(f"unknown class {obj.name!r} in {xml} (expected one of the 20 VOC "
@@ -123,15 +173,19 @@ def _crop_image(voc_root: Path, image_id: str, dest: Path, *, skip_bad: bool,
             result.skipped["unknown_class"] += 1
         elif obj.difficult:
             result.skipped["difficult"] += 1
+        elif xmin > xmax or ymin > ymax:
+            if not skip_bad:
+                raise ValueError(f"object {k} ({obj.name}) of {xml} has an inverted box: xmin "
+                                 f"{xmin}, xmax {xmax}, ymin {ymin}, ymax {ymax}. {_SKIP_HINT}")
+            result.skipped["inverted_box"] += 1
         else:
             wanted.append((k, obj))
     if not wanted:
         return result
-    image_path = voc_root / "JPEGImages" / Path(ann.filename).name
+    image_path = voc_root / "JPEGImages" / ann.filename
     try:
-        with Image.open(image_path) as opened:
-            image = opened.convert("RGB")          # (H, W, 3) once decoded
-    except (OSError, ValueError) as exc:
+        image = _open_image(image_path)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         if not skip_bad:
             kind = FileNotFoundError if isinstance(exc, FileNotFoundError) else ValueError
             raise kind(f"cannot read image {image_path} (annotated in {xml}): {exc}. "
@@ -154,9 +208,8 @@ def _crop_image(voc_root: Path, image_id: str, dest: Path, *, skip_bad: bool,
     return result
 
 
-def _crop_split(voc_root: Path, split: str, dest: Path, *, skip_bad: bool, ext: str,
-                quality: int, progress: bool, workers: int) -> dict[str, Any]:
-    ids = read_split(voc_root, split)
+def _crop_split(voc_root: Path, split: str, ids: list[str], dest: Path, *, skip_bad: bool,
+                ext: str, quality: int, progress: bool, workers: int) -> dict[str, Any]:
     for name in VOC_CLASSES:
         (dest / name).mkdir(parents=True, exist_ok=True)
     counts = Counter({name: 0 for name in VOC_CLASSES})
@@ -176,21 +229,45 @@ def _crop_split(voc_root: Path, split: str, dest: Path, *, skip_bad: bool, ext: 
             "files": files, "sizes": sizes, "digests": digests}
 
 
-def _content_hash(results: dict[str, dict[str, Any]]) -> str:
-    """SHA-256 over the class list and every crop's path and MD5: the data cache's key."""
-    lines = sorted(f"{path} {digest}" for r in results.values()
-                   for path, digest in zip(r["files"], r["digests"]))
-    return hashlib.sha256("\n".join([",".join(VOC_CLASSES), *lines]).encode()).hexdigest()
-
-
 def _is_sample(voc_root: Path) -> bool:
     return (voc_root / SAMPLE_MARKER).is_file()
+
+
+def _up_to_date(out: Path, params: dict, checksums: dict) -> dict | None:
+    """The existing manifest, when it was made from the same tree and settings and every crop
+    still has its MD5; ``None`` otherwise (the folder is then rebuilt)."""
+    try:
+        existing = read_manifest(out)
+    except (FileNotFoundError, RuntimeError):
+        return None
+    if existing["params"] == params and existing["source_checksums"] == checksums \
+            and not verify_crops(out, existing):
+        return existing
+    return None
+
+
+def _swap_in(out: Path, staging: Path, chosen: Sequence[str], manifest: dict,
+             owned: set[str]) -> None:
+    """Move the new split folders into ``out`` and the manifest last. At every step each file in
+    ``out``'s split folders is listed in ``staging/owned.json`` (so a build killed here can be
+    redone: the folder stays provably zfkit's)."""
+    new_files = {f for files in manifest["files"].values() for f in files}
+    write_json_atomic(staging / OWNED, {"format": FORMAT, "files": sorted(owned | new_files)})
+    write_json_atomic(staging / MANIFEST, manifest)
+    for split in SPLITS:                            # old split folders go, rebuilt or not
+        if (out / split).exists():
+            shutil.rmtree(staging / f"old-{split}", ignore_errors=True)
+            os.replace(out / split, staging / f"old-{split}")
+    for split in chosen:
+        os.replace(staging / split, out / split)
+    os.replace(staging / MANIFEST, out / MANIFEST)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def build_crops(voc_root: str | os.PathLike, out: str | os.PathLike, *,
                 splits: Sequence[str] | None = None, skip_bad: bool = False,
                 progress: bool = True, ext: str = "jpg", quality: int = 95,
-                workers: int | None = None) -> dict:
+                workers: int | None = None, lock_wait: float = 3600.0) -> dict:
     """Crop every non-difficult object of a VOC tree into ``out/<split>/<class>/``.
 
     Object ``k`` (its index in the XML file, difficult ones included) of image ``ID`` becomes
@@ -198,21 +275,23 @@ def build_crops(voc_root: str | os.PathLike, out: str | os.PathLike, *,
     to the image, and a box with nothing left is skipped and counted. Crops are written into
     ``out/.building/`` and moved into place at the end; ``out/manifest.json`` is written last and
     atomically, so an interrupted build has no manifest and is redone from scratch by the next call.
-    A call whose manifest is complete and was made from the same tree (same path, split lists and
-    archive or sample markers) and settings does nothing; delete ``out/manifest.json`` to force a
-    rebuild after editing annotations in place.
+    A call whose manifest is complete, was made from the same tree (same path, split lists and
+    archive or sample markers) and settings, and whose crops all still have their MD5 does
+    nothing; delete ``out/manifest.json`` to force a rebuild after editing annotations in place.
 
     Args:
         voc_root: a ``VOCdevkit/VOC2007`` folder (real, or from :func:`make_sample`).
-        out: the crops folder (created; it must be empty or hold an earlier build).
+        out: the crops folder (created; it must be empty, new, or a crops folder zfkit made:
+            anything else is refused and left untouched).
         splits: subset of ``("train", "val", "test")``; default: train and val, plus test when the
             tree has ``ImageSets/Main/test.txt`` and its annotations.
-        skip_bad: skip and count (instead of raising) unknown class names, malformed XML files and
-            missing or unreadable images.
+        skip_bad: skip and count (instead of raising) unknown class names, malformed or missing
+            XML files, missing, unreadable, non-regular or oversized images, and inverted boxes.
         progress: show progress bars.
         ext: ``"jpg"`` (JPEG, ``quality``) or ``"png"`` (lossless).
         quality: JPEG quality of the crops.
         workers: threads decoding and encoding images (default: CPU count, at most 8).
+        lock_wait: seconds to wait for another process building the same ``out``.
     Returns:
         The manifest (see :func:`read_manifest`).
     """
@@ -220,94 +299,58 @@ def build_crops(voc_root: str | os.PathLike, out: str | os.PathLike, *,
     _check_voc_root(voc_root)
     if ext not in _IMAGE_FORMATS:
         raise ValueError(f"ext must be one of {sorted(_IMAGE_FORMATS)}, not {ext!r}")
-    chosen = _choose_splits(voc_root, splits)
+    ids = _split_ids(voc_root, splits, skip_bad)
+    _check_no_leakage(voc_root, ids)
+    chosen = tuple(ids)
     params = {"crops_format": _CROPS_FORMAT, "splits": list(chosen), "skip_bad": skip_bad,
               "ext": ext, "quality": quality if ext == "jpg" else None,
               "voc_root": str(voc_root.resolve())}
     checksums = _source_checksums(voc_root, chosen)
-    try:
-        existing = read_manifest(out)
-    except (FileNotFoundError, RuntimeError):
-        existing = None
-    if existing and existing["params"] == params and existing["source_checksums"] == checksums:
+    owned_files(out)                                # refuses a folder zfkit did not make
+    existing = _up_to_date(out, params, checksums)
+    if existing is not None:
         return existing
-
-    if out.is_dir() and any(out.iterdir()) and not ((out / MANIFEST).exists()
-                                                    or (out / _STAGING).exists()):
-        raise ValueError(f"{out} is not empty and holds no crops build: choose an empty or "
-                         "new folder for the crops")
-    (out / MANIFEST).unlink(missing_ok=True)       # from here on the folder counts as incomplete
-    staging = out / _STAGING
-    shutil.rmtree(staging, ignore_errors=True)
-    workers = workers or min(8, os.cpu_count() or 1)
-    results = {split: _crop_split(voc_root, split, staging / split, skip_bad=skip_bad, ext=ext,
-                                  quality=quality, progress=progress, workers=workers)
-               for split in chosen}
-    for split in SPLITS:                            # old split folders go, rebuilt or not
-        shutil.rmtree(out / split, ignore_errors=True)
-    for split in chosen:
-        os.replace(staging / split, out / split)
-
-    source, description = sample_source(voc_root) or (
-        "voc2007", "crops of the non-difficult objects of Pascal VOC 2007")
-    manifest = {
-        "source": source,
-        "description": description,
-        "voc_root": str(voc_root.resolve()),
-        "classes": list(VOC_CLASSES),
-        "splits": list(chosen),
-        "images": {s: r["images"] for s, r in results.items()},
-        "counts": {s: r["counts"] for s, r in results.items()},
-        "skipped": {s: r["skipped"] for s, r in results.items()},
-        "matches_official_counts": {s: r["counts"] == VOC2007_OFFICIAL_COUNTS[s]
-                                    for s, r in results.items()},
-        "files": {s: r["files"] for s, r in results.items()},
-        "sizes": {s: r["sizes"] for s, r in results.items()},
-        "source_checksums": checksums,
-        "params": params,
-        "zfkit_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "hash": _content_hash(results),
-    }
-    write_json_atomic(out / MANIFEST, manifest)
-    shutil.rmtree(staging, ignore_errors=True)
-    return manifest
-
-
-def read_manifest(crops_dir: str | os.PathLike) -> dict:
-    """Read ``crops_dir/manifest.json`` and check the folder still holds what it lists.
-
-    The manifest has: ``source`` (``"generated-sample"`` or ``"voc2007"``), ``description``,
-    ``voc_root`` (the tree it was cut from), ``classes`` (label order), ``splits``, ``images``
-    and ``counts`` ``{split: {class: n}}``, ``skipped`` ``{split: {reason: n}}``, ``files`` and
-    ``sizes`` ``{split: [...]}`` (crop paths relative to ``crops_dir`` and their
-    ``[width, height]``, in the same order), ``matches_official_counts``, ``source_checksums``,
-    ``params``, ``zfkit_version``, ``created`` and ``hash`` (a content hash).
-
-    Raises:
-        FileNotFoundError: no manifest (the folder was never built, or its build was interrupted).
-        RuntimeError: the manifest is unreadable or the folder no longer matches it.
-    """
-    crops_dir = Path(crops_dir).expanduser()
-    path = crops_dir / MANIFEST
-    how = (f"Build the crops with `python -m zfkit voc-crops --voc-root .../VOCdevkit/VOC2007 "
-           f"--out {crops_dir}` or, in a chapter, `zfkit.profiles.prepare_data(profile)`.")
-    if not path.is_file():
-        raise FileNotFoundError(f"no crops manifest at {path} (never built, or the build was "
-                                f"interrupted). {how}")
-    manifest = read_json(path)
-    missing = [k for k in _REQUIRED_KEYS if k not in manifest]
-    if missing:
-        raise RuntimeError(f"crops manifest {path} is unreadable or lacks {missing}. Delete "
-                           f"{crops_dir} and rebuild. {how}")
-    problems = []
-    for split, per_class in manifest["counts"].items():
-        for name, n in per_class.items():
-            folder = crops_dir / split / name
-            on_disk = len(os.listdir(folder)) if folder.is_dir() else 0
-            if on_disk != n:
-                problems.append(f"{split}/{name} holds {on_disk} files, the manifest says {n}")
-    if problems:
-        raise RuntimeError(f"crops folder {crops_dir} no longer matches its manifest ("
-                           + "; ".join(problems[:3]) + f"). Delete {crops_dir} and rebuild. {how}")
+    check_writable(out, what="--out")
+    with folder_lock(out, what="building crops", wait=lock_wait):
+        existing = _up_to_date(out, params, checksums)   # another builder may just have finished
+        if existing is not None:
+            return existing
+        owned = owned_files(out) or set()
+        staging = out / _STAGING
+        for leftover in (SPLITS if staging.is_dir() else ()):
+            shutil.rmtree(staging / leftover, ignore_errors=True)
+        staging.mkdir(exist_ok=True)
+        write_json_atomic(staging / OWNED, {"format": FORMAT, "files": sorted(owned)})
+        (out / MANIFEST).unlink(missing_ok=True)   # from here on the folder counts as incomplete
+        workers = workers or min(8, os.cpu_count() or 1)
+        results = {split: _crop_split(voc_root, split, ids[split], staging / split,
+                                      skip_bad=skip_bad, ext=ext, quality=quality,
+                                      progress=progress, workers=workers)
+                   for split in chosen}
+        source, description = sample_source(voc_root) or (
+            "voc2007", "crops of the non-difficult objects of Pascal VOC 2007")
+        files = {s: r["files"] for s, r in results.items()}
+        digests = {s: r["digests"] for s, r in results.items()}
+        manifest = {
+            "format": FORMAT,
+            "source": source,
+            "description": description,
+            "voc_root": str(voc_root.resolve()),
+            "classes": list(VOC_CLASSES),
+            "splits": list(chosen),
+            "images": {s: r["images"] for s, r in results.items()},
+            "counts": {s: r["counts"] for s, r in results.items()},
+            "skipped": {s: r["skipped"] for s, r in results.items()},
+            "matches_official_counts": {s: r["counts"] == VOC2007_OFFICIAL_COUNTS[s]
+                                        for s, r in results.items()},
+            "files": files,
+            "sizes": {s: r["sizes"] for s, r in results.items()},
+            "digests": digests,
+            "source_checksums": checksums,
+            "params": params,
+            "zfkit_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "hash": content_hash(files, digests),
+        }
+        _swap_in(out, staging, chosen, manifest, owned)
     return manifest

@@ -34,7 +34,8 @@ import torch
 from torch import nn
 
 from . import data as zdata
-from .checkpoint import TrainState, load_model, open_run, save_checkpoint
+from .atomic import check_writable
+from .checkpoint import TrainState, load_model, open_run, save_checkpoint, slim_finished
 from .checkpoint import _rng_state, _set_rng_state  # noqa: F401  (the tests reach them here)
 from .history import History, load_history
 from .recipe import TrainConfig
@@ -202,13 +203,15 @@ def _train_epoch(parts: TrainState, config: TrainConfig, train: zdata.CachedSpli
 
 def fit(config: TrainConfig, data: str | Path, out_dir: str | Path, *, resume: bool = True,
         callbacks: Sequence[Callable[[History], None]] = (), progress: bool = True,
-        cache_dir: str | Path | None = None) -> History:
+        cache_dir: str | Path | None = None, slim: bool = True) -> History:
     """Train ``config.model`` on a crops folder, resuming ``out_dir`` when it holds a run.
 
     After every epoch ``last.pt`` holds everything needed to resume (model, optimizer, scheduler,
     gradient scaler, every random state, config and history) and ``best.pt`` the weights of the
-    best validation epoch so far. A finished run keeps its final weights in ``last.pt`` but drops
-    the optimizer state (two thirds of the file), so it can no longer be extended.
+    best validation epoch so far, each with its SHA-256 (a corrupt checkpoint is refused). When
+    the run finishes, the test accuracy is measured on the full-precision best weights; then
+    (``slim``) ``best.pt`` keeps them in float16 and ``last.pt`` only the history and config, so
+    a finished run takes half the disk of its weights and can no longer be extended.
 
     Args:
         config: the recipe.
@@ -221,16 +224,26 @@ def fit(config: TrainConfig, data: str | Path, out_dir: str | Path, *, resume: b
             training batch.
         progress: show progress bars and print one line per epoch.
         cache_dir: where :func:`zfkit.data.load_split` keeps its decoded crops (``None``: nowhere).
+        slim: shrink the finished run as above; ``False`` keeps ``best.pt`` in float32 and the
+            last epoch's weights in ``last.pt`` (e.g. to analyse the exact weights first).
     Returns:
         The :class:`History`; its ``test_acc`` is the best-val checkpoint's test accuracy.
     Raises:
-        RuntimeError: for a checkpoint of another model, setting or data set, or a loss that
-            became NaN or infinite (``last.pt`` then still holds the last good epoch).
+        RuntimeError: for a checkpoint of another model, setting or data set, a corrupt
+            checkpoint, an ``out_dir`` that cannot be written, or a loss that became NaN or
+            infinite (``last.pt`` then still holds the last good epoch).
+        FileNotFoundError: the crops folder lacks ``train/`` or ``val/``.
     """
     from tqdm.auto import tqdm
 
     crops, out_dir = Path(data), Path(out_dir)
-    ckpt = open_run(config, zdata.read_manifest(crops), out_dir, resume)
+    manifest = zdata.read_manifest(crops)
+    missing = [s for s in ("train", "val") if not (crops / s).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"crops folder {crops} has no {' or '.join(missing)} split "
+                                f"(a run needs train/ and val/): rebuild it with `python -m zfkit "
+                                f"voc-crops --voc-root .../VOCdevkit/VOC2007 --out {crops}`")
+    ckpt = open_run(config, manifest, out_dir, resume)
     if ckpt is not None:
         history = History.from_dict({**ckpt["history"],
                                      "config": {**ckpt["config"], "epochs": config.epochs}})
@@ -241,6 +254,7 @@ def fit(config: TrainConfig, data: str | Path, out_dir: str | Path, *, resume: b
                                "optimizer state was dropped to save space, so it cannot be "
                                f"extended to {config.epochs}: train in another run folder")
 
+    check_writable(out_dir, what="the run folder")   # before the first epoch, not after it
     device = resolve_device(config.device)
     amp = amp_dtype(config, device)
     if device.type == "cuda":
@@ -292,7 +306,10 @@ def fit(config: TrainConfig, data: str | Path, out_dir: str | Path, *, resume: b
             best = best.to(memory_format=torch.channels_last)
         history.test_loss, history.test_acc = evaluate(best, test, batch_size=config.batch_size,
                                                        amp=amp, channels_last=config.channels_last)
-    save_checkpoint(parts.finished_state(history), out_dir / "last.pt")
+    if slim:
+        slim_finished(parts.finished_state(history), out_dir)
+    else:
+        save_checkpoint(parts.finished_state(history), out_dir / "last.pt")
     history.save(out_dir / "history.json")
     return history
 
