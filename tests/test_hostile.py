@@ -41,6 +41,7 @@ from zfkit.atomic import folder_lock, remove_stale_partials, write_atomic
 from zfkit.checkpoint import save_checkpoint
 from zfkit.download import byte_cap
 from zfkit.integrity import sidecar, verify_file, write_verified
+from zfkit.manifest import verify_crops
 from zfkit.models import SPECS, derive_spec
 from zfkit.names import BadName, check_name
 from zfkit.train import TrainConfig, fit, load_model
@@ -629,19 +630,27 @@ def test_a_second_builder_waits_then_refuses_naming_the_holder(tmp_path):
 def test_two_concurrent_builders_give_one_correct_folder(tmp_path, monkeypatch):
     voc_root = _plain_tree(tmp_path)
     out = tmp_path / "crops"
-    real = zcrops._crop_image
+    real, inside, release = zcrops._crop_image, threading.Event(), threading.Event()
 
-    def slow(*args, **kw):
-        time.sleep(0.2)
+    def held(*args, **kw):                    # the first builder is held mid-build
+        inside.set()
+        release.wait(20)
         return real(*args, **kw)
 
-    monkeypatch.setattr(zcrops, "_crop_image", slow)
-    threads = [_in_thread(lambda: voc.build_crops(voc_root, out, progress=False, workers=1),
-                          timeout=60) for _ in range(2)]
-    results = [r for _, r in threads]
+    monkeypatch.setattr(zcrops, "_crop_image", held)
+    build = lambda: voc.build_crops(voc_root, out, progress=False, workers=1)  # noqa: E731
+    first = _in_thread(build, timeout=0)
+    assert inside.wait(20)
+    second = _in_thread(build, timeout=0)     # starts while the first is cropping
+    time.sleep(1.0)
+    release.set()
+    for thread, _ in (first, second):
+        thread.join(60)
+    results = [first[1], second[1]]
     assert all("value" in r for r in results), [r.get("error") for r in results]
     assert results[0]["value"]["hash"] == results[1]["value"]["hash"]
     assert voc.read_manifest(out)["hash"] == results[0]["value"]["hash"]
+    assert not verify_crops(out, voc.read_manifest(out))
 
 
 def test_folder_lock_is_exclusive_and_released(tmp_path):

@@ -5,8 +5,9 @@ Modules, one concept each, in the order the data flows (the README lists them al
 * the networks: :mod:`zfkit.specs` (AlexNet and ZFNet as data), :mod:`zfkit.sizes` (the
   output-size formula), :mod:`zfkit.models` (``nn.Module`` from a spec), :mod:`zfkit.shapes`
   (layer tables, torchinfo check), :mod:`zfkit.calculator` (the formula drawn);
-* the data: :mod:`zfkit.download`, :mod:`zfkit.annotations`, :mod:`zfkit.crops` (VOC 2007 to
-  class folders), :mod:`zfkit.sample` and :mod:`zfkit.photos` (generated VOC-format samples),
+* the data: :mod:`zfkit.names` (names read from data, checked), :mod:`zfkit.download`,
+  :mod:`zfkit.annotations`, :mod:`zfkit.crops` and :mod:`zfkit.manifest` (VOC 2007 to class
+  folders, and what they hold), :mod:`zfkit.sample` and :mod:`zfkit.photos` (generated VOC-format samples),
   :mod:`zfkit.classes` and :mod:`zfkit.official` (VOC's classes and counts), all behind
   :mod:`zfkit.voc`; :mod:`zfkit.baseline` (how far colour alone gets); :mod:`zfkit.cache` and
   :mod:`zfkit.batches` (decode once, batches on the device) behind :mod:`zfkit.data`;
@@ -19,7 +20,8 @@ Modules, one concept each, in the order the data flows (the README lists them al
   :mod:`zfkit.viz`;
 * the page: :mod:`zfkit.web` (the in-page calculator, clickable layer tables and feature-map
   explorer of the rendered book), :mod:`zfkit.style`, :mod:`zfkit.report`; and
-  :mod:`zfkit.seed`, :mod:`zfkit.atomic`, :mod:`zfkit.version`, the command line in
+  :mod:`zfkit.seed`, :mod:`zfkit.atomic`, :mod:`zfkit.integrity` (SHA-256 beside checkpoints
+  and caches), :mod:`zfkit.version`, the command line in
   :mod:`zfkit.__main__`.
 """
 from . import web
