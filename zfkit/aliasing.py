@@ -56,9 +56,11 @@ def image_cross_spectrum(images: torch.Tensor, *, n_fft: int = 64) -> torch.Tens
     """The mean colour cross-spectrum of ``n_fft x n_fft`` tiles of ``images``.
 
     Every image (normalised as the nets see it, :func:`zfkit.probe.as_input`) is cut into
-    non-overlapping tiles; each tile is multiplied by a 2-D Hann window (so the tile's edges do
-    not add false high frequencies) and transformed. The result is on the same frequency grid as
-    a filter zero-padded to ``n_fft`` points (:func:`zfkit.probe.filter_spectra`).
+    non-overlapping tiles; each tile loses its (window-weighted) mean per channel, is multiplied
+    by a 2-D Hann window (so the tile's edges do not add false high frequencies) and transformed.
+    Removing the mean leaves the zero frequency empty: a constant cannot alias, and kept, the
+    images' mean brightness would dominate every share. The result is on the same frequency
+    grid as a filter zero-padded to ``n_fft`` points (:func:`zfkit.probe.filter_spectra`).
 
     Args:
         images: ``(N, C, H, W)`` (uint8 or normalised float), ``H, W >= n_fft``.
@@ -73,8 +75,15 @@ def image_cross_spectrum(images: torch.Tensor, *, n_fft: int = 64) -> torch.Tens
     tiles = x.unfold(2, n_fft, n_fft).unfold(3, n_fft, n_fft)           # (N, C, ty, tx, n, n)
     tiles = tiles.permute(0, 2, 3, 1, 4, 5).reshape(-1, c, n_fft, n_fft)
     hann = torch.hann_window(n_fft, periodic=False, dtype=torch.float64)
-    spec = torch.fft.fft2(tiles * (hann[:, None] * hann[None, :]))      # (T, C, n, n)
-    return torch.einsum("tcyx,tdyx->cdyx", spec, spec.conj()) / len(spec)
+    window = hann[:, None] * hann[None, :]                              # (n, n)
+    mean = (tiles * window).sum((-2, -1), keepdim=True) / window.sum()  # (T, C, 1, 1)
+    spec = torch.fft.fft2((tiles - mean) * window)                      # (T, C, n, n)
+    out = torch.empty(c, c, n_fft, n_fft, dtype=spec.dtype)
+    for i in range(c):                       # Hermitian in (c, d): compute the upper half
+        for j in range(i, c):
+            out[i, j] = (spec[:, i] * spec[:, j].conj()).mean(0)
+            out[j, i] = out[i, j].conj()
+    return out
 
 
 @dataclass

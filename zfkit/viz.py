@@ -9,7 +9,10 @@
   the live :func:`feature_explorer`.
 * :mod:`zfkit.viz_probes`: the probes' figures: top-9 projections beside their patches
   (:func:`plot_top9`, Fig. 2), occlusion maps (:func:`plot_occlusion`, Fig. 7), filter spectra
-  (:func:`plot_spectra`, Sec. 4.1) and shift consistency (:func:`plot_shift_consistency`).
+  (:func:`plot_spectra`, :func:`plot_ring_spectra`, Sec. 4.1), shift consistency
+  (:func:`plot_shift_consistency`) and the deconvnet's data flow (:func:`plot_deconvnet_flow`).
+* :mod:`zfkit.viz_sampling`: conv1's windows on a whole input (:func:`plot_sampling_grids`) and
+  a grating sampled at two strides (:func:`plot_aliasing`).
 
 Every function returns a matplotlib ``Figure`` (or an ipywidgets widget) and leaves showing or
 saving it to the caller; the two nets get their colours from :mod:`zfkit.style`, and panels meant
@@ -23,10 +26,13 @@ from __future__ import annotations
 from .mosaic import SIGNED_SCALING, filter_mosaic, mosaic, signed_to_unit
 from .viz_features import (FilterPanel, feature_explorer, plot_channel, plot_feature_maps,
                            plot_filters, strongest_channels)
-from .viz_probes import plot_occlusion, plot_shift_consistency, plot_spectra, plot_top9
+from .viz_probes import (plot_deconvnet_flow, plot_occlusion, plot_ring_spectra,
+                         plot_shift_consistency, plot_spectra, plot_top9)
+from .viz_sampling import plot_aliasing, plot_sampling_grids
 
 __all__ = [
     "SIGNED_SCALING", "signed_to_unit", "mosaic", "filter_mosaic", "FilterPanel", "plot_filters",
     "strongest_channels", "plot_feature_maps", "plot_channel", "feature_explorer",
-    "plot_top9", "plot_occlusion", "plot_spectra", "plot_shift_consistency",
+    "plot_top9", "plot_occlusion", "plot_spectra", "plot_ring_spectra", "plot_shift_consistency",
+    "plot_deconvnet_flow", "plot_sampling_grids", "plot_aliasing",
 ]

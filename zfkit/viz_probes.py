@@ -5,7 +5,11 @@ The numbers come from the probes (:mod:`zfkit.probe`); every function returns a 
 ``Figure`` and leaves showing or saving it to the caller. Colours per net come from
 :mod:`zfkit.style`; projections are scaled by :data:`zfkit.mosaic.SIGNED_SCALING`.
 
-Reference: Zeiler and Fergus (2014), Fig. 2 (top-9 projections and patches), Fig. 5 (invariance),
+:func:`plot_deconvnet_flow` draws the deconvnet's data flow beside the convnet's (the paper's
+Fig. 1): no data, only the order of the operations and the switches that link them.
+
+Reference: Zeiler and Fergus (2014), Fig. 1 (the deconvnet attached to a convnet layer), Fig. 2
+(top-9 projections and patches), Fig. 5 (invariance),
 Fig. 6 (first-layer filters and their frequencies, Sec. 4.1) and Fig. 7 (occlusion, Sec. 4.2).
 """
 from __future__ import annotations
@@ -23,7 +27,8 @@ from .occlusion import OcclusionResult
 from .spectra import FilterSpectra
 from .style import color_for
 
-__all__ = ["plot_top9", "plot_occlusion", "plot_spectra", "plot_shift_consistency"]
+__all__ = ["plot_top9", "plot_occlusion", "plot_spectra", "plot_ring_spectra",
+           "plot_shift_consistency", "plot_deconvnet_flow"]
 
 
 def plot_top9(rows: Sequence[tuple[str, str, int, Sequence[torch.Tensor], Sequence[torch.Tensor]]],
@@ -142,6 +147,43 @@ def plot_spectra(entries: Sequence[tuple[str, str, FilterSpectra]], *, title: st
     return fig
 
 
+def plot_ring_spectra(panels: Mapping[str, Sequence[tuple[str, FilterSpectra]]], *,
+                      title: str = "") -> Figure:
+    """Each bank's energy per ring of radial frequency, divided by white noise's (the ring's
+    share of the frequency grid, :attr:`FilterSpectra.band_area`): 1 everywhere for white noise,
+    above 1 where a bank concentrates its energy. One panel per net, log scale.
+
+    Args:
+        panels: net name -> ``(label, spectra)`` pairs (e.g. ``W0``, ``W``, ``W - W0``), all with
+            the same rings.
+        title: the figure's title.
+    Returns:
+        The figure; a dotted line marks each net's output Nyquist frequency on the axes.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.9), squeeze=False,
+                             sharey=True, layout="constrained")
+    styles = ("--", "-", "-")
+    widths = (1.4, 1.6, 2.6)
+    for ax, (net, entries) in zip(axes[0], panels.items()):
+        for i, (label, spectra) in enumerate(entries):
+            edges = spectra.edges.numpy()
+            centres = (edges[:-1] + edges[1:]) / 2
+            ratio = (spectra.layer_band_energy / spectra.band_area).numpy()
+            ax.plot(centres, ratio, marker="o", linestyle=styles[min(i, 2)],
+                    linewidth=widths[min(i, 2)], color=color_for(net),
+                    alpha=0.45 if i == 0 else 1.0, label=label)
+        ax.axhline(1.0, color="black", linewidth=0.8, label="white noise")
+        ax.axvline(entries[0][1].nyquist, color="black", linestyle=":", linewidth=1.2)
+        ax.set_yscale("log")
+        ax.set(title=f"{net} conv1", xlabel="radial frequency (cycles/pixel; last ring "
+               "includes the corners)")
+        ax.legend(fontsize=8)
+    axes[0, 0].set_ylabel("energy share / white noise's")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def plot_shift_consistency(curves: Mapping[str, torch.Tensor], shifts: Sequence[int], *,
                            title: str = "") -> Figure:
     """Fraction of images classified as unshifted, against the diagonal shift in pixels.
@@ -159,4 +201,58 @@ def plot_shift_consistency(curves: Mapping[str, torch.Tensor], shifts: Sequence[
     ax.set(title=title or "Same class as the unshifted image", ylim=(0, 1.02),
            xlabel="shift down and right (pixels)", ylabel="fraction of images")
     ax.legend(loc="lower left")
+    return fig
+
+
+def plot_deconvnet_flow() -> Figure:
+    """The deconvnet beside the convnet, one layer of each (Zeiler and Fergus, Fig. 1, top).
+
+    Right, bottom to top: the convnet's forward pass (filter, rectify, max-pool, recording the
+    switches). Left, top to bottom: the deconvnet going back (unpool with those switches,
+    rectify, filter with the transposed filters), from the reconstruction of the layer above to
+    a reconstruction of the layer below.
+    """
+    fig, ax = plt.subplots(figsize=(9.2, 6.4), layout="constrained")
+    ax.set(xlim=(0, 10), ylim=(0, 10))
+    ax.axis("off")
+    ops = {"face": "#FFF2CC", "edge": "#B38F00"}
+    maps = {"face": "#DDEBF7", "edge": "#2F5597"}
+    conv = [("layer below: pooled maps", maps), ("convolutional filtering {F}", ops),
+            ("feature maps", maps), ("rectified linear function", ops),
+            ("rectified feature maps", maps), ("max pooling", ops), ("pooled maps", maps)]
+    deconv = [("layer above: reconstruction", maps), ("max unpooling", ops),
+              ("unpooled maps", maps), ("rectified linear function", ops),
+              ("rectified unpooled maps", maps), ("convolutional filtering {F transposed}", ops),
+              ("reconstruction of the layer below", maps)]
+    ys = np.linspace(0.7, 8.6, len(conv))
+    boxes = {}
+    for column, x, steps, upward in (("convnet", 7.4, conv, True),
+                                     ("deconvnet", 2.6, deconv, False)):
+        order = ys if upward else ys[::-1]
+        for i, ((text, colours), y) in enumerate(zip(steps, order)):
+            ax.text(x, y, text, ha="center", va="center", fontsize=9.5,
+                    bbox=dict(boxstyle="round,pad=0.45", facecolor=colours["face"],
+                              edgecolor=colours["edge"]))
+            boxes[(column, i)] = (x, y)
+            if i:
+                (x0, y0) = boxes[(column, i - 1)]
+                dy = 0.32 if upward else -0.32
+                ax.annotate("", xy=(x, y - dy), xytext=(x0, y0 + dy),
+                            arrowprops=dict(arrowstyle="-|>", color="black", lw=1.3))
+        ax.text(x, 9.6, f"{column} ({'forward, up' if upward else 'backward, down'})",
+                ha="center", va="center", fontsize=11, fontweight="bold")
+    (xp, yp), (xu, yu) = boxes[("convnet", 5)], boxes[("deconvnet", 1)]
+    ax.annotate("", xy=(xu + 1.15, yu), xytext=(xp - 1.0, yp),
+                arrowprops=dict(arrowstyle="-|>", color="#C00000", lw=1.8, linestyle="--"))
+    ax.text((xu + xp) / 2 + 0.1, (yu + yp) / 2 + 0.35, "switches\n(where each max was)",
+            ha="center", va="bottom", fontsize=9, color="#C00000")
+    (xf, yf), (xt, yt) = boxes[("convnet", 1)], boxes[("deconvnet", 5)]
+    ax.annotate("", xy=(xt + 1.95, yt), xytext=(xf - 1.35, yf),
+                arrowprops=dict(arrowstyle="-|>", color="#555555", lw=1.2, linestyle=":"))
+    ax.text((xt + xf) / 2 + 0.3, (yt + yf) / 2 - 0.45, "the same filters F", ha="center",
+            va="top", fontsize=9, color="#555555")
+    ax.text(5, 0.0, "blue: maps (data)   yellow: operations", ha="center", va="bottom",
+            fontsize=8.5, color="#404040")
+    ax.set_title("One layer of the deconvnet attached to one layer of the convnet "
+                 "(after Zeiler and Fergus 2014, Fig. 1)", fontsize=10)
     return fig
