@@ -16,11 +16,13 @@ Modules, one concept each, in the order the data flows (the README lists them al
   (comparing and recording runs); :mod:`zfkit.profiles` (the smoke/book/full switch);
 * looking inside: :mod:`zfkit.activations`, :mod:`zfkit.deconvnet`, :mod:`zfkit.top9`,
   :mod:`zfkit.occlusion`, :mod:`zfkit.spectra`, :mod:`zfkit.shift`, behind :mod:`zfkit.probe`;
-  :mod:`zfkit.mosaic`, :mod:`zfkit.viz_features`, :mod:`zfkit.viz_probes`, behind
-  :mod:`zfkit.viz`;
+  :mod:`zfkit.structure` (is a filter bank still noise?) and :mod:`zfkit.aliasing`;
+  :mod:`zfkit.mosaic`, :mod:`zfkit.viz_features`, :mod:`zfkit.viz_probes`,
+  :mod:`zfkit.viz_sampling`, behind :mod:`zfkit.viz`;
 * the page: :mod:`zfkit.web` (the in-page calculator, clickable layer tables and feature-map
   explorer of the rendered book), :mod:`zfkit.style`, :mod:`zfkit.report`; and
-  :mod:`zfkit.seed`, :mod:`zfkit.atomic`, :mod:`zfkit.integrity` (SHA-256 beside checkpoints
+  :mod:`zfkit.seed` and :mod:`zfkit.paper_recipes` (quoted numbers), :mod:`zfkit.atomic`,
+  :mod:`zfkit.integrity` (SHA-256 beside checkpoints
   and caches), :mod:`zfkit.version`, the command line in
   :mod:`zfkit.__main__`.
 """
