@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 __all__ = ["SeedRow", "SEED_TABLES", "SEED_FC_ROWS", "SEED_REPORTED", "SEED_LOG", "SEED_POST",
-           "PAPER_RECIPES", "SEED_CROP_COUNTS"]
+           "PAPER_RECIPES", "SEED_CROP_COUNTS", "PAPER_CLAIMS", "ZF_TABLE2"]
 
 
 class SeedRow(NamedTuple):
@@ -83,3 +83,40 @@ PAPER_RECIPES: dict[str, dict[str, object]] = {
               "batch_size": 128, "momentum": 0.9, "lr": 0.01, "epochs": 70,
               "images": 1_300_000},
 }
+
+# What Krizhevsky et al. (2012) report for each idea d2l's AlexNet section covers (quoted;
+# chapter 2 shows the mechanisms, it cannot repeat the measurements). Gains are in percentage
+# points of ImageNet error, except where the entry names another data set.
+PAPER_CLAIMS: dict[str, dict[str, object]] = {
+    "relu": {"source": "Krizhevsky et al. 2012, Sec. 3.1 and Fig. 1",
+             "network": "a four-layer CNN", "dataset": "CIFAR-10",
+             "target_train_error": 0.25, "times_faster_than_tanh": 6,
+             "note": "learning rates chosen independently for each net, no regularization"},
+    "lrn": {"source": "Krizhevsky et al. 2012, Sec. 3.3", "k": 2, "n": 5, "alpha": 1e-4,
+            "beta": 0.75, "top1_points": 1.4, "top5_points": 1.2,
+            "cifar10_test_error": (0.13, 0.11)},   # four-layer CNN: without, with LRN
+    "overlapping_pooling": {"source": "Krizhevsky et al. 2012, Sec. 3.4", "z": 3, "s": 2,
+                            "against": (2, 2), "top1_points": 0.4, "top5_points": 0.3},
+    "augmentation": {"source": "Krizhevsky et al. 2012, Sec. 4.1", "image": 256, "crop": 224,
+                     "factor": 2048, "crops_without": "substantial overfitting",
+                     "pca_sigma": 0.1,
+                     "pca_top1_points": "over 1"},  # "reduces our top-1 error rate by over 1%"
+    "dropout": {"source": "Krizhevsky et al. 2012, Sec. 4.2", "p": 0.5,
+                "layers": "the first two fully connected layers", "test_scale": 0.5,
+                "without": "substantial overfitting",
+                "iterations": "roughly doubles the number of iterations required to converge"},
+    # Zeiler and Fergus 2014, Sec. 5.1, on their Table 2 (chapter 3)
+    "zfnet": {"source": "Zeiler and Fergus 2014, Sec. 5.1 and Table 2",
+              "replication_within_points": 0.1, "single_net_gain_points": 1.7,
+              "gain_stated_as": "test top-5", "changes": "7x7 filters in layer 1 and stride 2 "
+              "convolutions in layers 1 & 2 (Sec. 4.1)", "ensemble_test_top5": 14.8},
+}
+
+# Zeiler and Fergus (2014), Table 2 (ImageNet 2012, error %, single nets only) with the train
+# top-1 of Table 3; None where the paper prints no number. (model, train top-1, val top-1,
+# val top-5, test top-5).
+ZF_TABLE2: list[tuple[str, float | None, float, float, float | None]] = [
+    ("Krizhevsky et al. 2012, 1 convnet", None, 40.7, 18.2, None),
+    ("Our replication of Krizhevsky et al., 1 convnet", 35.1, 40.5, 18.1, None),
+    ("1 convnet as per Fig. 3", 33.1, 38.4, 16.5, None),
+]
