@@ -5,9 +5,7 @@ The built-book test is skipped until ``make book`` has made ``_build/html`` (or 
 ``ZFKIT_BOOK_HTML``); its screenshots go to ``_build/screenshots``, beside the HTML. Without Playwright or
 Chromium the browser tests are skipped here, but fail in CI (``CI`` set), where they must run.
 """
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,20 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HTML = Path(os.environ.get("ZFKIT_BOOK_HTML", ROOT / "_build" / "html"))
 SCREENSHOTS = HTML.parent / "screenshots"
 
-_spec = importlib.util.spec_from_file_location("check_book", ROOT / "tools" / "check_book.py")
-check_book = importlib.util.module_from_spec(_spec)
-sys.modules["check_book"] = check_book  # dataclasses look their module up there
-_spec.loader.exec_module(check_book)
-
-
-def _browser_missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright is not installed (pip install playwright)"
-    if check_book.find_chromium() is None:
-        return "Chromium is not installed (apt-get install -y chromium)"
-    return None
+from browser_support import browser_missing as _browser_missing, check_book
 
 
 @pytest.fixture

@@ -38,12 +38,20 @@ def test_every_run_the_chapters_show_is_recorded_and_current(plan: R.RunPlan) ->
     assert run.provenance["data_kind"] == "photos" and "not VOC" in run.describe()
 
 
-def test_recorded_runs_lists_them_as_recorded_objects() -> None:
+def test_recorded_runs_lists_them_as_recorded_objects(tmp_path: Path) -> None:
     runs = recorded_runs("book")
     assert {r.name for r in runs} == {p.name(BOOK) for p in PLANS if not p.tag}
     assert [r.name for r in recorded_runs("book", tag="sgd")] == [
         p.name(BOOK) for p in PLANS if p.tag]
     assert {r.seed for r in recorded_runs("book", model="zfnet")} == set(BOOK.seeds)
+    # The tag filter on a folder that has a tagged run (the book has none at present).
+    import shutil
+    first = runs[0].name
+    for name in (first, f"{first}-sgd"):
+        shutil.copytree(RESULTS_DIR / first, tmp_path / name)
+    assert [r.name for r in recorded_runs("book", folder=tmp_path)] == [first]
+    assert [r.name for r in recorded_runs("book", folder=tmp_path, tag="sgd")] == [
+        f"{first}-sgd"]
 
 
 def test_recorded_initial_filters_are_the_seeded_start() -> None:

@@ -8,12 +8,10 @@ Playwright or Chromium they are skipped here, and fail in CI (``CI`` set).
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import random
 import re
-import sys
 import tempfile
 import tomllib
 from pathlib import Path
@@ -28,21 +26,7 @@ from zfkit.probe import receptive_box
 from zfkit.shapes import conv_output_size, layer_table
 
 ROOT = Path(__file__).resolve().parents[1]
-if "check_book" not in sys.modules:   # tools/check_book.py knows where Chromium is
-    _spec = importlib.util.spec_from_file_location("check_book", ROOT / "tools" / "check_book.py")
-    sys.modules["check_book"] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules["check_book"])
-check_book = sys.modules["check_book"]
-
-
-def _browser_missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright is not installed (pip install playwright)"
-    if check_book.find_chromium() is None:
-        return "Chromium is not installed (apt-get install -y chromium)"
-    return None
+from browser_support import browser_missing as _browser_missing, check_book
 
 
 @pytest.fixture(scope="module")

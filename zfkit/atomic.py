@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-__all__ = ["write_atomic", "write_json_atomic", "remove_stale_partials", "check_writable",
-           "folder_lock", "LOCK_NAME", "FolderBusy"]
+__all__ = ["read_json", "write_atomic", "write_json_atomic", "remove_stale_partials",
+           "check_writable", "folder_lock", "LOCK_NAME", "FolderBusy"]
 
 LOCK_NAME = ".zfkit-lock"
 _STALE_AGE_S = 3600.0  # a temporary file untouched for an hour is stale whoever wrote it
@@ -187,3 +187,12 @@ def folder_lock(folder: str | Path, *, what: str, wait: float = 3600.0,
         yield lock
     finally:
         os.close(fd)                 # releases the lock
+
+
+def read_json(path: str | Path) -> dict:
+    """The JSON object in ``path``, or ``{}`` when it is missing or unreadable."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

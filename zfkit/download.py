@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import json
 import os
 import sys
 import tarfile
@@ -33,7 +32,7 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
-from .atomic import write_json_atomic
+from .atomic import read_json, write_json_atomic  # read_json re-exported
 
 __all__ = [
     "Archive", "VOC2007_TRAINVAL", "VOC2007_TEST", "DEFAULT_MIRRORS", "TransferCut",
@@ -102,15 +101,6 @@ def md5sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def read_json(path: Path) -> dict:
-    """The JSON object in ``path``, or ``{}`` when it is missing or unreadable."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _fetch(url: str, partial: Path, *, size: int | None, progress: bool, timeout: float,

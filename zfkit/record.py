@@ -129,12 +129,15 @@ def _export(plan: RunPlan, profile: Profile, folder: Path, crops: Path, to: Path
     images, labels, _ = probe_images(to.parent)
     detailed = plan.seed == profile.seeds[0] and plan.model in DETAILED and not plan.tag
     start = time.perf_counter()
-    analysis = _analyse(load_model(folder, "best"), images, labels, detailed, to)
-    export_run(folder, to, crops=crops, analysis=analysis, keep_convs=detailed, provenance={
-        "profile": profile.name, "command": RECORD_COMMAND.format(profile=profile.name),
-        "data_kind": profile.data, "sample_images": profile.sample_images,
-        "sample_generator_version": _sample_version(profile.sample_kind),
-        "wall_time_s": wall_time + time.perf_counter() - start})
+    best = load_model(folder, "best")
+    analysis = _analyse(best, images, labels, detailed, to)
+    export_run(folder, to, crops=crops, analysis=analysis, keep_convs=detailed, best=best,
+               provenance={
+                   "profile": profile.name,
+                   "command": RECORD_COMMAND.format(profile=profile.name),
+                   "data_kind": profile.data, "sample_images": profile.sample_images,
+                   "sample_generator_version": _sample_version(profile.sample_kind),
+                   "wall_time_s": wall_time + time.perf_counter() - start})
 
 
 def _claim(out: Path, name: str) -> Path | None:

@@ -234,7 +234,7 @@ def recorded_runs(profile: str = "book", *, folder: str | Path | None = None,
 
 def export_run(run_dir: str | Path, to: str | Path, *, crops: str | Path | None = None,
                provenance: dict[str, Any] | None = None, analysis: dict[str, Any] | None = None,
-               keep_convs: bool = False) -> Path:
+               keep_convs: bool = False, best: torch.nn.Module | None = None) -> Path:
     """Record a finished run in a small folder a chapter can show (``book/results/NAME``).
 
     Args:
@@ -244,6 +244,7 @@ def export_run(run_dir: str | Path, to: str | Path, *, crops: str | Path | None 
         provenance: more provenance fields (e.g. the profile, the command that made it).
         analysis: results computed with the whole network, saved as ``analysis.json``.
         keep_convs: also keep every conv layer of the best checkpoint in float16 (``convs.npz``).
+        best: the run's best network when the caller has loaded it already (else loaded here).
     Returns:
         ``to`` as a ``Path``.
     """
@@ -255,7 +256,7 @@ def export_run(run_dir: str | Path, to: str | Path, *, crops: str | Path | None 
     if not history.completed:
         raise ValueError(f"{run_dir} is not finished ({history.epochs_done}/"
                          f"{history.planned_epochs} epochs): resume it before exporting")
-    best = load_model(run_dir, "best")
+    best = best if best is not None else load_model(run_dir, "best")
     (_, conv1), *_ = conv_layers(best)
     (_, conv1_0), *_ = conv_layers(initial_model(run_dir))
     as_f32 = lambda t: t.detach().numpy().astype(np.float32)  # noqa: E731

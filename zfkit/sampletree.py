@@ -16,7 +16,6 @@ crop builder reads it unchanged. This module holds the pieces both kinds use, wr
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import xml.etree.ElementTree as ET
@@ -25,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .atomic import write_json_atomic
+from .atomic import read_json, write_json_atomic
 from .classes import VOC_CLASSES
 
 __all__ = [
@@ -51,15 +50,6 @@ _SOURCES: dict[str, tuple[str, str]] = {
 }
 
 
-def _read_json(path: Path) -> dict:
-    """The JSON object in ``path``, or ``{}`` when it is missing or unreadable."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def sample_source(voc_root: str | os.PathLike) -> tuple[str, str] | None:
     """What the crops of a tree are called: ``(source, description)``, or None for real data.
 
@@ -73,7 +63,7 @@ def sample_source(voc_root: str | os.PathLike) -> tuple[str, str] | None:
     path = Path(voc_root) / SAMPLE_MARKER
     if not path.is_file():
         return None
-    kind = _read_json(path).get("kind", "shapes")
+    kind = read_json(path).get("kind", "shapes")
     return _SOURCES.get(kind, (f"generated-{kind}", f"crops of a GENERATED zfkit sample of kind "
                                                    f"{kind!r} (NOT Pascal VOC data)"))
 
@@ -174,7 +164,7 @@ def find_complete_sample(out: Path, wanted: dict[str, Any]) -> Path | None:
     if (out / "VOCdevkit").exists() and not (voc_root / SAMPLE_MARKER).is_file():
         raise ValueError(f"{out / 'VOCdevkit'} exists and is not a zfkit sample: refusing to "
                          "overwrite it; choose another folder (out=...) for the sample")
-    marker = _read_json(voc_root / SAMPLE_MARKER)
+    marker = read_json(voc_root / SAMPLE_MARKER)
     if {k: marker.get(k) for k in wanted} != wanted:
         return None
     files = [len(os.listdir(voc_root / sub)) if (voc_root / sub).is_dir() else -1
