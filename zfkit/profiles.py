@@ -4,7 +4,7 @@
 ``smoke`` the generated shapes sample and a few epochs (default elsewhere, e.g. CI): proves the
           code runs.
 ``book``  the generated photo-textured sample at the largest scale a 2-core CPU trains in about
-          an hour: the recorded runs in ``book/results/`` that chapters 5-8 show
+          an hour and a half: the recorded runs in ``book/results/`` that chapters 5-8 show
           (``python -m zfkit record --profile book``).
 
 Choose explicitly with the environment variable ``ZFKIT_PROFILE=smoke|full``. Data, crops and runs
@@ -96,14 +96,14 @@ PROFILES: dict[str, Profile] = {
     # with bench/bench_train.py and chapter 5) and still learns well above chance (5 %).
     "smoke": Profile("smoke", "sample", epochs=5, sample_images=400, seeds=(0, 1), batch_size=64),
     # book: the recorded runs of chapters 5-8 (python -m zfkit record --profile book --jobs 2).
-    # Sized to this 2-core machine (about 6 training images per second per core, one thread per
-    # run): 600 images (~550 training crops), batch 16, 5 epochs: ~175 optimizer steps, ten
-    # minutes a run. The seed's StepLR is scaled by steps, not epochs: its first drop comes after
-    # 750 steps, so a book run stays at 1e-3 throughout. One seed: at this scale both nets stay
-    # on the ln 20 plateau (chapter 5 shows it), so more seeds would only repeat chance; the
-    # profile takes seeds=(0, 1, 2) once a machine can train past the plateau.
-    "book": Profile("book", "photos", epochs=5, sample_images=600, seeds=(0,),
-                    batch_size=16, lr_step=15),
+    # Sized to this 2-core machine (idle, one thread per run: about 30 training images per second
+    # for AlexNet, 25 for ZFNet): 2400 images (~2260 training crops), batch 32, 8 epochs: ~570
+    # optimizer steps a run, 12 runs in about 80 minutes with two jobs. Batch 16 on 600 images
+    # left every net on the ln 20 plateau (the previous book profile); batch 32 on 2400 images
+    # takes AlexNet off it within ~150 steps. The seed's StepLR is scaled by steps, not epochs:
+    # its first drop comes after 750 steps (15 epochs of 50 steps), so a book run stays at 1e-3.
+    "book": Profile("book", "photos", epochs=8, sample_images=2400, seeds=(0, 1, 2),
+                    batch_size=32, lr_step=15),
     "full": Profile("full", "voc2007", epochs=50, sample_images=0, seeds=(0, 1, 2)),
 }
 
