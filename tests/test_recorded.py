@@ -15,7 +15,7 @@ import torch
 from zfkit import record as R
 from zfkit.models import build_model, conv_layers
 from zfkit.profiles import Profile, get_profile
-from zfkit.recorded import RESULTS_DIR, load_recorded, probe_images, recorded_runs
+from zfkit.recorded import RESULTS_DIR, detailed_run, load_recorded, probe_images, recorded_runs
 
 BOOK = get_profile("book")
 PLANS = R.plan_runs(BOOK)
@@ -87,13 +87,25 @@ def test_probe_images_and_detailed_runs() -> None:
     assert len(images) == len(labels) and len(classes) == 20
     assert len(set(labels.tolist())) >= 15, "the probe images should cover most classes"
     for name in R.DETAILED:
-        run = load_recorded(RESULTS_DIR / f"book-{name}-s{BOOK.seeds[0]}")
+        runs = recorded_runs("book", model=name)
+        # exactly one seed keeps its conv layers: the best by validation accuracy
+        assert [r.seed for r in runs if r.detailed] == [
+            R.choose_detailed({r.seed: r.metrics for r in runs})], name
+        run = detailed_run(runs)
+        assert run.provenance["detailed"] is True
         net = run.network()
         first = conv_layers(net)[0][1].weight.detach().numpy()
         assert np.allclose(first, run.conv1["weight"], atol=2e-3, rtol=2e-3)  # float16 copy
         occ = run.occlusion()
         assert occ["prob"].ndim == 3 and float(np.abs(occ["prob"]).max()) > 0
         assert len(run.analysis["shift_consistency"]) == len(R.SHIFTS)
+
+
+def test_choose_detailed_takes_the_best_validation_accuracy_then_the_lowest_seed() -> None:
+    metrics = {0: {"best_val_acc": 0.2, "test_acc": 0.9}, 1: {"best_val_acc": 0.3, "test_acc": 0.1},
+               2: {"best_val_acc": 0.3, "test_acc": 0.5}}
+    assert R.choose_detailed(metrics) == 1                 # the test split plays no part
+    assert R.choose_detailed({3: {"best_val_acc": 0.1}}) == 3
 
 
 def test_book_results_stay_small() -> None:
@@ -128,13 +140,21 @@ def test_record_trains_exports_and_resumes(tmp_path: Path, monkeypatch: pytest.M
     derive_spec("alexnet", "tiny-rec", register=True, **small)
     try:
         monkeypatch.setenv("ZFKIT_HOME", str(tmp_path / "home"))
-        tiny = Profile("book", "photos", epochs=2, sample_images=40, seeds=(0,), batch_size=16,
+        tiny = Profile("book", "photos", epochs=2, sample_images=40, seeds=(0, 1), batch_size=16,
                        lr_step=1)
-        monkeypatch.setattr(R, "plan_runs", lambda profile: [R.RunPlan("tiny-rec", 0)])
+        monkeypatch.setattr(R, "plan_runs",
+                            lambda profile: [R.RunPlan("tiny-rec", 0), R.RunPlan("tiny-rec", 1)])
+        monkeypatch.setattr(R, "DETAILED", ("tiny-rec",))
         lines: list[str] = []
         out = tmp_path / "results"
-        [folder] = R.record(tiny, out=out, progress=lines.append)
+        folder, other = R.record(tiny, out=out, progress=lines.append)
         assert folder == out / "book-tiny-rec-s0"
+        # one seed, the better by validation accuracy, keeps its conv layers and occlusion maps
+        runs = recorded_runs("book", folder=out)
+        chosen = R.choose_detailed({r.seed: r.metrics for r in runs})
+        assert [r.seed for r in runs if r.detailed] == [chosen]
+        assert [r.seed for r in runs if (r.path / "occlusion.npz").is_file()] == [chosen]
+        assert detailed_run(runs).network() is not None
         for name in ("history.json", "metrics.json", "provenance.json", "conv1.npz",
                      "analysis.json"):
             assert (folder / name).is_file(), name
@@ -147,7 +167,8 @@ def test_record_trains_exports_and_resumes(tmp_path: Path, monkeypatch: pytest.M
         assert len(run.analysis["probe_predictions"]) == len(probe_images(out)[1])
         lines.clear()
         R.record(tiny, out=out, progress=lines.append)      # a second call only skips
-        assert lines == ["[1/1] book-tiny-rec-s0: recorded already, skipped"]
+        assert lines == ["[1/2] book-tiny-rec-s0: recorded already, skipped",
+                         "[2/2] book-tiny-rec-s1: recorded already, skipped"]
         with pytest.raises(ValueError, match="no run.*nope"):
             R.record(tiny, out=out, only=("nope",))
         with pytest.raises(ValueError, match="jobs must be at least 1"):

@@ -11,9 +11,12 @@ then exports each finished run to ``book/results/<profile>-<model>-s<seed>/``:
   the first step) and ``bias``, float32;
 * ``analysis.json``: what needs the whole network (the classifier too), computed at record time
   on the shared probe images: shift consistency (Sec. 4.1's invariance) and test predictions;
-* for seed 0 of AlexNet and ZFNet also ``convs.npz`` (every convolution layer, float16: feature
-  maps, top-9 and deconvnet projections need no classifier) and ``occlusion.npz`` (Sec. 4.2's
-  maps for a few probe images, which do).
+* for one seed of AlexNet and one of ZFNet also ``convs.npz`` (every convolution layer, float16:
+  feature maps, top-9 and deconvnet projections need no classifier) and ``occlusion.npz`` (Sec.
+  4.2's maps for a few probe images, which do). The seed is chosen by a rule fixed before any
+  run: once every seed of the network is recorded, the one with the highest best validation
+  accuracy (the lowest seed on a tie; the test split plays no part), as one would pick a network
+  to look inside. :func:`zfkit.recorded.detailed_run` finds it.
 
 The probe images (test crops of the sample, JPEG-encoded once) are ``probe-images.npz`` beside the
 runs; every analysis, here and in the chapters, uses those same decoded pixels.
@@ -43,11 +46,11 @@ from .recorded import (RECORD_FORMAT, RESULTS_DIR, Recorded, export_run, probe_i
 from .train import TrainConfig, load_history, load_model
 
 __all__ = ["RUN_NETS", "ABLATION_GRID", "DETAILED", "RunPlan", "plan_runs", "record",
-           "check_recorded", "RECORD_COMMAND", "SHIFTS", "PAPER_SGD"]
+           "check_recorded", "choose_detailed", "RECORD_COMMAND", "SHIFTS", "PAPER_SGD"]
 
 RECORD_COMMAND = "python -m zfkit record --profile {profile}"
 RUN_NETS = tuple(dict.fromkeys(("alexnet", "zfnet", *ABLATION_GRID.values())))
-DETAILED = ("alexnet", "zfnet")    # seed 0 of these keeps its conv layers and occlusion maps
+DETAILED = ("alexnet", "zfnet")    # one seed of these keeps its conv layers and occlusion maps
 SHIFTS = (0, 2, 4, 8, 12, 16, 24, 32)
 OCCLUSION_IMAGES = 4
 THREADS = 1                        # CPU runs are reproducible for a fixed thread count
@@ -76,13 +79,12 @@ PAPER_SGD = (("optimizer", "sgd"), ("lr", 0.01), ("momentum", 0.9), ("weight_dec
 
 
 def plan_runs(profile: Profile) -> list[RunPlan]:
-    """Every run the chapters show, in recording order: seed 0 of AlexNet and ZFNet first (the
-    chapters' filters and maps), then the other seeds and the ablation. (A run with the papers'
-    SGD, :data:`PAPER_SGD`, did not fit this machine's time budget: record one with
-    ``RunPlan("alexnet", 0, PAPER_SGD, "sgd")`` where it does.)"""
+    """Every run the chapters show, in recording order: seed 0 of AlexNet and ZFNet first, then
+    the other seeds and the ablation, and last one AlexNet run with the papers' optimiser
+    (:data:`PAPER_SGD`, tagged ``sgd``) beside the seed's Adam (chapter 6)."""
     plans = [RunPlan(m, s) for s in profile.seeds for m in RUN_NETS]
     plans.sort(key=lambda p: (p.seed != profile.seeds[0] or p.model not in DETAILED))
-    return plans
+    return plans + [RunPlan("alexnet", profile.seeds[0], PAPER_SGD, "sgd")]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -112,7 +114,8 @@ def _analyse(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
                 "shifts": list(SHIFTS), "shift_consistency": by_shift.tolist()}
     if detailed:
         right = np.nonzero((predictions == labels).numpy())[0]
-        picks = [int(i) for i in right[:OCCLUSION_IMAGES]]
+        wrong = np.nonzero((predictions != labels).numpy())[0]
+        picks = [int(i) for i in [*right, *wrong][:OCCLUSION_IMAGES]]  # right ones first
         maps = [probe.occlusion_map(model, images[i], int(labels[i])) for i in picks]
         write_atomic(to / "occlusion.npz", lambda f: np.savez_compressed(
             f, images=np.array(picks), prob=np.stack([m.prob.numpy() for m in maps]),
@@ -124,10 +127,10 @@ def _analyse(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 
 def _export(plan: RunPlan, profile: Profile, folder: Path, crops: Path, to: Path,
-            wall_time: float) -> None:
-    """Analyse a finished run on the probe images and record it (``metrics.json`` last)."""
+            wall_time: float, detailed: bool = False) -> None:
+    """Analyse a finished run on the probe images and record it (``metrics.json`` last); with
+    ``detailed``, also its conv layers and occlusion maps."""
     images, labels, _ = probe_images(to.parent)
-    detailed = plan.seed == profile.seeds[0] and plan.model in DETAILED and not plan.tag
     start = time.perf_counter()
     best = load_model(folder, "best")
     analysis = _analyse(best, images, labels, detailed, to)
@@ -137,7 +140,41 @@ def _export(plan: RunPlan, profile: Profile, folder: Path, crops: Path, to: Path
                    "command": RECORD_COMMAND.format(profile=profile.name),
                    "data_kind": profile.data, "sample_images": profile.sample_images,
                    "sample_generator_version": _sample_version(profile.sample_kind),
-                   "wall_time_s": wall_time + time.perf_counter() - start})
+                   "wall_time_s": wall_time + time.perf_counter() - start,
+                   "detailed": detailed})
+
+
+def choose_detailed(metrics: dict[int, dict[str, Any]]) -> int:
+    """The seed whose network the chapters look inside: the highest best validation accuracy,
+    the lowest seed on a tie (``metrics``: seed -> its ``metrics.json``)."""
+    return min(metrics, key=lambda seed: (-metrics[seed]["best_val_acc"], seed))
+
+
+def _detail(profile: Profile, out: Path, crops: Path, progress: Callable[[str], None]) -> None:
+    """Give the chosen seed of each :data:`DETAILED` network its conv layers and occlusion maps
+    (and take them from any other seed), once all its seeds are recorded."""
+    for model in DETAILED:
+        plans = [p for p in plan_runs(profile) if p.model == model and not p.tag]
+        folders = {p.seed: out / p.name(profile) for p in plans}
+        if not folders or not all((f / "metrics.json").is_file() for f in folders.values()):
+            continue
+        metrics = {seed: json.loads((f / "metrics.json").read_text())
+                   for seed, f in folders.items()}
+        chosen = choose_detailed(metrics)
+        for seed, folder in folders.items():
+            if seed != chosen:
+                for extra in ("convs.npz", "occlusion.npz"):
+                    (folder / extra).unlink(missing_ok=True)
+        to = folders[chosen]
+        provenance = json.loads((to / "provenance.json").read_text())
+        if provenance.get("detailed") and (to / "convs.npz").is_file():
+            continue
+        plan = next(p for p in plans if p.seed == chosen)
+        progress(f"{to.name}: the {model} seed with the best validation accuracy "
+                 f"({metrics[chosen]['best_val_acc']:.1%}); keeping its conv layers")
+        folder = train_run(profile, plan.model, plan.seed, progress=False)
+        _export(plan, profile, folder, crops, to, provenance.get("wall_time_s", 0.0),
+                detailed=True)
 
 
 def _claim(out: Path, name: str) -> Path | None:
@@ -182,7 +219,7 @@ def _run_jobs(profile: Profile, out: Path, names: list[str], jobs: int,
     children = []
     for job in range(min(jobs, len(names))):
         mine = names          # every job takes the next run no other job has claimed
-        cmd = [sys.executable, "-m", "zfkit", "record", "--profile", profile.name, "--out",
+        cmd = [sys.executable, "-u", "-m", "zfkit", "record", "--profile", profile.name, "--out",
                str(out), "--jobs", "1", *[arg for n in mine for arg in ("--only", n)]]
         child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  text=True, bufsize=1)
@@ -235,6 +272,7 @@ def record(profile: str | Profile = "book", *, out: str | Path | None = None,
     if jobs > 1 and len(todo) > 1:
         progress(f"recording {len(todo)} of {len(plans)} runs in {jobs} jobs")
         _run_jobs(profile, out, todo, jobs, progress)
+        _detail(profile, out, crops, progress)
         return [out / p.name(profile) for p in plans]
     done = []
     for number, plan in enumerate(plans, start=1):
@@ -257,6 +295,8 @@ def record(profile: str | Profile = "book", *, out: str | Path | None = None,
         claim.unlink(missing_ok=True)
         progress(f"[{number}/{len(plans)}] {name}: {load_history(folder).summary()}")
         done.append(to)
+    if not only:
+        _detail(profile, out, crops, progress)
     return done
 
 

@@ -28,7 +28,7 @@ from .atomic import write_atomic, write_json_atomic
 from .models import build_model, conv_layers, get_spec
 from .train import History, load_history, load_model
 
-__all__ = ["RESULTS_DIR", "RECORD_FORMAT", "Recorded", "load_recorded", "recorded_runs",
+__all__ = ["RESULTS_DIR", "RECORD_FORMAT", "Recorded", "load_recorded", "recorded_runs", "detailed_run",
            "export_run", "probe_images", "write_probe_images", "git_commit"]
 
 # The book's recorded runs; ZFKIT_RESULTS points elsewhere (e.g. a reader's own recordings).
@@ -155,13 +155,19 @@ class Recorded:
                 f"{self.history.epochs_done} epochs on {p['device']}, zfkit "
                 f"{p['zfkit_version']} commit {str(p['git_commit'])[:10]}, {p['date'][:10]}")
 
+    @property
+    def detailed(self) -> bool:
+        """Whether the run keeps every conv layer and occlusion maps (see :func:`detailed_run`)."""
+        return (self.path / "convs.npz").is_file()
+
     def network(self) -> torch.nn.Module:
         """The best checkpoint's feature layers (stored float16, float32 here) in a network
         whose classifier is NOT the trained one: for feature maps, top-9 and deconvnet only."""
         path = self.path / "convs.npz"
         if not path.is_file():
             raise FileNotFoundError(f"{self.name} keeps only conv1 ({path} missing): the conv "
-                                    "layers are kept for seed 0 of alexnet and zfnet")
+                                    "layers are kept for one seed of alexnet and of zfnet "
+                                    "(zfkit.recorded.detailed_run finds it)")
         model = build_model(self.model, num_classes=len(self.history.classes))
         with np.load(path, allow_pickle=False) as npz:
             for name, conv in conv_layers(model):
@@ -170,7 +176,7 @@ class Recorded:
         return model.eval()
 
     def occlusion(self) -> dict[str, np.ndarray]:
-        """The recorded occlusion maps (seed 0 of AlexNet and ZFNet)."""
+        """The recorded occlusion maps (the detailed seed of AlexNet and ZFNet)."""
         with np.load(self.path / "occlusion.npz", allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}
 
@@ -230,6 +236,12 @@ def recorded_runs(profile: str = "book", *, folder: str | Path | None = None,
         last = run.name.rsplit("-", 1)[-1]
         return "" if last == f"s{run.seed}" else last
     return [r for r in runs if (model is None or r.model == model) and tag_of(r) == tag]
+
+
+def detailed_run(runs: list[Recorded]) -> Recorded | None:
+    """The run among ``runs`` (one network's seeds) that keeps its conv layers: the seed with
+    the best validation accuracy (:func:`zfkit.record.choose_detailed`); ``None`` if none does."""
+    return next((run for run in runs if run.detailed), None)
 
 
 def export_run(run_dir: str | Path, to: str | Path, *, crops: str | Path | None = None,

@@ -18,11 +18,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .atomic import write_atomic
-from .recorded import Recorded, export_run, load_recorded, recorded_runs
+from .recorded import Recorded, detailed_run, export_run, load_recorded, recorded_runs
 from .train import History, TrainConfig, fit
 
 __all__ = ["ResultsTable", "results_table", "plot_curves", "LiveCurves", "compare", "export_run",
-           "Recorded", "load_recorded", "recorded_runs"]
+           "Recorded", "load_recorded", "recorded_runs", "detailed_run"]
 
 
 @dataclass(repr=False)
