@@ -41,8 +41,8 @@ import torch
 from .atomic import write_atomic
 from .specs import ABLATION_GRID, get_spec
 from .profiles import Profile, get_profile, prepare_data, train_run
-from .recorded import (RECORD_FORMAT, RESULTS_DIR, Recorded, export_run, probe_images,
-                       write_probe_images)
+from .recorded import (RECORD_FORMAT, RESULTS_DIR, Recorded, export_run, git_commit,
+                       probe_images, write_probe_images)
 from .train import TrainConfig, load_history, load_model
 
 __all__ = ["RUN_NETS", "ABLATION_GRID", "DETAILED", "RunPlan", "plan_runs", "record",
@@ -54,6 +54,9 @@ DETAILED = ("alexnet", "zfnet")    # one seed of these keeps its conv layers and
 SHIFTS = (0, 2, 4, 8, 12, 16, 24, 32)
 OCCLUSION_IMAGES = 4
 THREADS = 1                        # CPU runs are reproducible for a fixed thread count
+# The commit (and whether the tree differed from it) when this recording process started: the code
+# that trains is the code imported then, whatever is committed while it runs.
+_STARTED_FROM: tuple[str, bool | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ def _export(plan: RunPlan, profile: Profile, folder: Path, crops: Path, to: Path
     ``detailed``, also its conv layers and occlusion maps."""
     images, labels, _ = probe_images(to.parent)
     start = time.perf_counter()
+    commit, dirty = _STARTED_FROM or git_commit()
     best = load_model(folder, "best")
     analysis = _analyse(best, images, labels, detailed, to)
     export_run(folder, to, crops=crops, analysis=analysis, keep_convs=detailed, best=best,
@@ -141,7 +145,7 @@ def _export(plan: RunPlan, profile: Profile, folder: Path, crops: Path, to: Path
                    "data_kind": profile.data, "sample_images": profile.sample_images,
                    "sample_generator_version": _sample_version(profile.sample_kind),
                    "wall_time_s": wall_time + time.perf_counter() - start,
-                   "detailed": detailed})
+                   "git_commit": commit, "git_dirty": dirty, "detailed": detailed})
 
 
 def choose_detailed(metrics: dict[int, dict[str, Any]]) -> int:
@@ -254,6 +258,8 @@ def record(profile: str | Profile = "book", *, out: str | Path | None = None,
     Returns:
         The folders of the recorded runs.
     """
+    global _STARTED_FROM
+    _STARTED_FROM = _STARTED_FROM or git_commit()
     profile = get_profile(profile) if isinstance(profile, str) else profile
     out = Path(out) if out is not None else RESULTS_DIR
     if jobs < 1:
