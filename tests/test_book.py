@@ -84,7 +84,8 @@ def test_long_line_check_names_file_cell_and_line(tmp_path):
 
 # Chapters whose exercise solutions need no state from the chapter (no data, no training): each
 # solution runs on its own, in a fresh interpreter, importing what it uses and nothing else.
-SELF_CONTAINED = ("01_formula", "02_alexnet", "03_zfnet", "06_filters", "07_inside")
+SELF_CONTAINED = ("01_formula", "02_alexnet", "03_zfnet", "05_training", "06_filters", "07_inside",
+                  "08_results")
 
 
 def _solutions(path: Path) -> list[tuple[str, str]]:
