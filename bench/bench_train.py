@@ -5,6 +5,18 @@ Usage::
     python bench/bench_train.py                   # crops of a generated sample, in a temp dir
     python bench/bench_train.py --crops DIR       # an existing crops folder
     python bench/bench_train.py --batch-size 64 --rounds 3 --models alexnet zfnet
+    python bench/bench_train.py --json bench/results/train-bench.json   # the recorded figures
+
+Each round runs in two fresh processes, one per memory setting, side by side (their order
+alternates from round to round):
+
+* **glibc**: glibc's defaults, which hand every freed block above 32 MiB back to the kernel, so
+  the next step's large tensors arrive as fresh pages that fault on first touch;
+* **reuse**: :func:`zfkit.cpumem.reuse_freed_memory`, what :func:`zfkit.train.fit` does on the
+  CPU: freed memory stays in the process and is reused.
+
+The table gives each setting's figures and their ratio. ``--memory glibc`` or ``--memory reuse``
+runs one setting in this process.
 
 The two loops train the same architecture on the same train split, one full epoch per round:
 
@@ -33,10 +45,16 @@ This is a script that prints figures, not a timed test.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -44,6 +62,7 @@ from torch import nn
 
 from zfkit import data as D
 from zfkit import layer_table
+from zfkit.cpumem import reuse_freed_memory
 from zfkit.models import build_model
 from zfkit.train import TrainConfig, TrainState, run_epoch
 
@@ -166,7 +185,90 @@ def bench_model(name: str, crops: Path, cfg: BenchConfig) -> list[dict]:
     return rows
 
 
+def measure(crops: Path, cfg: BenchConfig) -> dict:
+    """Every model's rows, this machine's GEMM and convolution rates (one process, one setting)."""
+    rates, convs, rows = [gemm_flops()], [conv_flops()], []
+    for name in cfg.models:
+        rows += bench_model(name, crops, cfg)
+        rates.append(gemm_flops())
+        convs.append(conv_flops())
+    return {"rows": rows, "gemm": max(rates), "conv": max(convs), "threads": torch.get_num_threads()}
+
+
+def _child(crops: Path, mode: str, cfg: BenchConfig, argv: list[str]) -> dict:
+    """One round in a fresh process with memory setting ``mode``; its figures."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = Path(f.name)
+    try:
+        cmd = [sys.executable, __file__, *argv, "--crops", str(crops), "--memory", mode,
+               "--rounds", "1", "--child-json", str(out)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())
+    finally:
+        out.unlink(missing_ok=True)
+
+
+def _strip(argv: list[str], *options: str) -> list[str]:
+    """``argv`` without the given options and their values (the parent passes its own)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in options:
+            skip = True
+        elif not arg.startswith(tuple(f"{o}=" for o in options)):
+            kept.append(arg)
+    return kept
+
+
+def print_table(figures: dict[str, dict], cfg: BenchConfig) -> None:
+    """One row per model, loop and memory setting: medians, and the settings' ratio. The fractions
+    use the best GEMM and convolution rates of any setting (the machine's, not the allocator's)."""
+    gemm = max(fig["gemm"] for fig in figures.values())
+    conv = max(fig["conv"] for fig in figures.values())
+    header = (f"{'model':8} {'loop':6} {'memory':6} {'s/epoch':>18} {'img/s':>7} "
+              f"{'GFLOP/s':>8} {'of GEMM':>8} {'of conv':>8}")
+    print(header)
+    print("-" * len(header))
+    for mode, fig in figures.items():
+        for row in fig["rows"]:
+            lo, hi = row["spread"]
+            print(f"{row['model']:8} {row['loop']:6} {mode:6} "
+                  f"{row['s/epoch']:>6.2f} [{lo:.2f}-{hi:.2f}] {row['img/s']:>7.1f} "
+                  f"{row['flop/s'] / 1e9:>8.1f} {row['flop/s'] / gemm:>8.1%} "
+                  f"{row['flop/s'] / conv:>8.1%}")
+    for mode, fig in figures.items():
+        for name in cfg.models:
+            z, s = (next(r for r in fig["rows"] if r["model"] == name and r["loop"] == loop)
+                    for loop in ("zfkit", "seed"))
+            print(f"{name} ({mode}): zfkit's loop is {s['s/epoch'] / z['s/epoch']:.2f}x the "
+                  "seed-style loop's speed")
+    if set(figures) == {"glibc", "reuse"}:
+        for name in cfg.models:
+            for loop in ("zfkit", "seed"):
+                a, b = (next(r for r in figures[m]["rows"] if r["model"] == name
+                             and r["loop"] == loop) for m in ("glibc", "reuse"))
+                print(f"{name}, {loop} loop: freed memory reused is "
+                      f"{a['s/epoch'] / b['s/epoch']:.2f}x as fast as glibc's defaults")
+
+
+def _median_rows(rounds: list[dict]) -> dict:
+    """The per-round figures of one setting folded into medians (and the rounds' range)."""
+    rows = []
+    for first in rounds[0]["rows"]:
+        same = [r for fig in rounds for r in fig["rows"]
+                if (r["model"], r["loop"]) == (first["model"], first["loop"])]
+        seconds = [r["s/epoch"] for r in same]
+        median = statistics.median(seconds)
+        rows.append({**first, "s/epoch": median, "img/s": first["images"] / median,
+                     "flop/s": first["flop/s"] * first["s/epoch"] / median,
+                     "spread": (min(seconds), max(seconds)), "rounds": seconds})
+    return {"rows": rows, "gemm": max(f["gemm"] for f in rounds),
+            "conv": max(f["conv"] for f in rounds), "threads": rounds[0]["threads"]}
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--crops", type=Path, help="a crops folder (default: a generated sample)")
     parser.add_argument("--models", nargs="+", default=["alexnet", "zfnet"])
@@ -176,46 +278,60 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sample-images", type=int, default=120,
                         help="images in the generated sample when --crops is not given")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--memory", choices=("both", "glibc", "reuse"), default="both",
+                        help="memory setting: both side by side (default), or one in this process")
+    parser.add_argument("--json", type=Path, help="also write the figures, with provenance")
+    parser.add_argument("--child-json", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     cfg = BenchConfig(args.crops, tuple(args.models), args.batch_size, args.rounds, args.workers,
                       args.sample_images, args.threads)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if args.memory == "reuse" and not reuse_freed_memory():
+        raise SystemExit("--memory reuse needs Linux with glibc (and no ZFKIT_GLIBC_MALLOC=1)")
 
     with tempfile.TemporaryDirectory(prefix="zfkit-bench-train-") as tmp:
         crops = cfg.crops or sample_crops(Path(tmp), cfg.sample_images)
         source = D.read_manifest(crops)["source"]
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; crops: {crops} "
-              f"({source}); batch {cfg.batch_size}; {cfg.rounds} timed epochs per loop "
-              f"(median shown, min-max in brackets)")
-        rates, convs, rows = [gemm_flops()], [conv_flops()], []
-        for name in cfg.models:
-            rows += bench_model(name, crops, cfg)
-            rates.append(gemm_flops())
-            convs.append(conv_flops())
-        peak, conv_peak = max(rates), max(convs)
-        print(f"fp32 GEMM rate of this machine (2048x2048 matmul, best of 5), before, between and "
-              f"after the models: {', '.join(f'{r / 1e9:.1f}' for r in rates)} GFLOP/s; one "
-              f"3x3 convolution (256->384 channels, 27x27, batch 64): "
-              f"{', '.join(f'{r / 1e9:.1f}' for r in convs)} GFLOP/s; the fractions below use "
-              "the highest of each")
-
+        if args.memory != "both":
+            figures = {args.memory: measure(crops, cfg)}
+            if args.child_json:
+                args.child_json.write_text(json.dumps(figures[args.memory]))
+                return
+        else:
+            forward = _strip(argv, "--crops", "--rounds", "--json", "--memory")
+            per_mode: dict[str, list[dict]] = {"glibc": [], "reuse": []}
+            load_before = list(os.getloadavg())
+            for r in range(cfg.rounds):
+                for mode in (("glibc", "reuse") if r % 2 == 0 else ("reuse", "glibc")):
+                    per_mode[mode].append(_child(crops, mode, cfg, forward))
+                    print(f"round {r + 1}/{cfg.rounds}, {mode}: done", flush=True)
+            figures = {mode: _median_rows(rounds) for mode, rounds in per_mode.items()}
+        threads = next(iter(figures.values()))["threads"]
+        print(f"torch {torch.__version__}, {threads} threads; crops: {crops} ({source}); batch "
+              f"{cfg.batch_size}; {cfg.rounds} timed epochs per loop and setting (median shown, "
+              "min-max in brackets)")
+    for mode, fig in figures.items():
+        print(f"{mode}: fp32 GEMM rate (2048x2048 matmul, best of 5, before, between and after "
+              f"the models) {fig['gemm'] / 1e9:.1f} GFLOP/s; one 3x3 convolution (256->384 "
+              f"channels, 27x27, batch 64) {fig['conv'] / 1e9:.1f} GFLOP/s")
+    print("the fractions below use the highest of each, over the settings")
     print()
-    header = (f"{'model':8} {'loop':6} {'images':>6} {'s/epoch':>18} {'img/s':>7} "
-              f"{'GFLOP/s':>8} {'of GEMM':>8} {'of conv':>8}")
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        lo, hi = row["spread"]
-        print(f"{row['model']:8} {row['loop']:6} {row['images']:>6} "
-              f"{row['s/epoch']:>6.2f} [{lo:.2f}-{hi:.2f}] {row['img/s']:>7.1f} "
-              f"{row['flop/s'] / 1e9:>8.1f} {row['flop/s'] / peak:>8.1%} "
-              f"{row['flop/s'] / conv_peak:>8.1%}")
-    for name in cfg.models:
-        z, s = (next(r for r in rows if r["model"] == name and r["loop"] == loop)
-                for loop in ("zfkit", "seed"))
-        print(f"{name}: zfkit's loop is {s['s/epoch'] / z['s/epoch']:.2f}x the seed-style loop's "
-              "speed")
+    print_table(figures, cfg)
+    if args.json:
+        record = {"benchmark": "bench/bench_train.py", "format": 1,
+                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "command": " ".join(["python", "bench/bench_train.py", *argv]),
+                  "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                              "torch": torch.__version__, "torch_threads": threads,
+                              "load_average_before": load_before if args.memory == "both"
+                              else list(os.getloadavg())},
+                  "batch_size": cfg.batch_size, "crops_source": source, "figures": figures}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = args.json.with_name(args.json.name + ".tmp")
+        tmp_path.write_text(json.dumps(record, indent=1) + "\n")
+        tmp_path.replace(args.json)
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ Modules, one concept each, in the order the data flows (the README lists them al
   :mod:`zfkit.voc`; :mod:`zfkit.baseline` (how far colour alone gets); :mod:`zfkit.cache` and
   :mod:`zfkit.batches` (decode once, batches on the device) behind :mod:`zfkit.data`;
 * training: :mod:`zfkit.recipe`, :mod:`zfkit.history`, :mod:`zfkit.checkpoint`, behind
-  :mod:`zfkit.train` (the loop); :mod:`zfkit.results`, :mod:`zfkit.recorded`, :mod:`zfkit.record`
+  :mod:`zfkit.train` (the loop; :mod:`zfkit.cpumem` keeps its CPU steps free of page faults);
+  :mod:`zfkit.results`, :mod:`zfkit.recorded`, :mod:`zfkit.record`
   (comparing and recording runs); :mod:`zfkit.profiles` (the smoke/book/full switch);
 * looking inside: :mod:`zfkit.activations`, :mod:`zfkit.deconvnet`, :mod:`zfkit.top9`,
   :mod:`zfkit.occlusion`, :mod:`zfkit.spectra`, :mod:`zfkit.shift`, behind :mod:`zfkit.probe`;

@@ -15,7 +15,9 @@ Where this departs from the seed:
     * when the crops folder has a test split, the best-val checkpoint is also scored on it: the
       val number chose the checkpoint, so it is optimistic, the test number is not;
     * on a GPU: mixed precision, ``channels_last``, data kept on the device, and metrics summed on
-      the device with one host synchronisation per phase (the seed calls ``.item()`` every batch).
+      the device with one host synchronisation per phase (the seed calls ``.item()`` every batch);
+    * on the CPU: freed memory kept for reuse (:mod:`zfkit.cpumem`), so the large tensors of every
+      step are not mapped and zeroed by the kernel again.
 
 Reference: Krizhevsky et al. (2012), Sec. 5 (learning) and Zeiler and Fergus (2014), Sec. 3
 (training details) train with SGD; the seed, and so the default recipe, uses Adam. Comparing runs
@@ -36,6 +38,7 @@ from torch import nn
 from . import data as zdata
 from .atomic import check_writable
 from .checkpoint import TrainState, load_model, open_run, save_checkpoint, slim_finished
+from .cpumem import reuse_freed_memory
 from .checkpoint import _rng_state, _set_rng_state  # noqa: F401  (the tests reach them here)
 from .history import History, load_history
 from .recipe import TrainConfig
@@ -260,6 +263,8 @@ def fit(config: TrainConfig, data: str | Path, out_dir: str | Path, *, resume: b
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not config.deterministic
         torch.backends.cudnn.deterministic = config.deterministic
+    else:
+        reuse_freed_memory()      # no page faults on every step's large tensors (zfkit.cpumem)
     _seed_everything(config.seed)
     splits = {name: zdata.load_split(crops, name, size=config.image_size, cache_dir=cache_dir,
                                      progress=progress).to(device)
