@@ -108,6 +108,20 @@ def test_choose_detailed_takes_the_best_validation_accuracy_then_the_lowest_seed
     assert R.choose_detailed({3: {"best_val_acc": 0.1}}) == 3
 
 
+def test_stuck_reads_the_last_loss_and_the_probe_predictions() -> None:
+    run = load_recorded(RESULTS_DIR / PLANS[0].name(BOOK))
+
+    def variant(loss: float, predictions: list[int]):
+        history = dataclasses.replace(
+            run.history, records=[{**run.history.records[-1], "train_loss": loss}])
+        return dataclasses.replace(run, history=history,
+                                   analysis={**run.analysis, "probe_predictions": predictions})
+
+    assert variant(2.99, [0, 1]).stuck            # ln 20 = 2.9957
+    assert variant(1.5, [3, 3, 3]).stuck          # one class for every image
+    assert not variant(1.5, [0, 1, 3]).stuck
+
+
 def test_book_results_stay_small() -> None:
     total = sum(p.stat().st_size for p in RESULTS_DIR.rglob("*") if p.is_file())
     assert total < 30 * 2**20, f"book/results/ is {total / 2**20:.1f} MB, over 30 MB"

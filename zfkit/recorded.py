@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import os
 import subprocess
 from dataclasses import dataclass
@@ -154,6 +155,16 @@ class Recorded:
                 f"{self.data_label} ({crops}manifest {str(p['manifest_hash'])[:10]}), "
                 f"{self.history.epochs_done} epochs on {p['device']}, zfkit "
                 f"{p['zfkit_version']} commit {str(p['git_commit'])[:10]}, {p['date'][:10]}")
+
+    @property
+    def stuck(self) -> bool:
+        """Whether the run never left the ``ln(classes)`` plateau of a network that gives every
+        image the same scores: its last training loss is within 2 % of ``ln(classes)``, or it named
+        one class for every probe image when it was recorded."""
+        plateau = math.log(len(self.history.classes))
+        last = self.history.records[-1]["train_loss"]
+        named = set(self.analysis.get("probe_predictions", ()))
+        return last >= 0.98 * plateau or len(named) == 1
 
     @property
     def detailed(self) -> bool:
