@@ -38,7 +38,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .atomic import write_atomic
+from .atomic import read_json, write_atomic
 from .specs import ABLATION_GRID, get_spec
 from .profiles import Profile, get_profile, prepare_data, train_run
 from .recorded import (RECORD_FORMAT, RESULTS_DIR, Recorded, export_run, git_commit,
@@ -162,15 +162,14 @@ def _detail(profile: Profile, out: Path, crops: Path, progress: Callable[[str], 
         folders = {p.seed: out / p.name(profile) for p in plans}
         if not folders or not all((f / "metrics.json").is_file() for f in folders.values()):
             continue
-        metrics = {seed: json.loads((f / "metrics.json").read_text())
-                   for seed, f in folders.items()}
+        metrics = {seed: read_json(f / "metrics.json") for seed, f in folders.items()}
         chosen = choose_detailed(metrics)
         for seed, folder in folders.items():
             if seed != chosen:
                 for extra in ("convs.npz", "occlusion.npz"):
                     (folder / extra).unlink(missing_ok=True)
         to = folders[chosen]
-        provenance = json.loads((to / "provenance.json").read_text())
+        provenance = read_json(to / "provenance.json")
         if provenance.get("detailed") and (to / "convs.npz").is_file():
             continue
         plan = next(p for p in plans if p.seed == chosen)

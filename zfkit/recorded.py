@@ -29,8 +29,8 @@ from .atomic import write_atomic, write_json_atomic
 from .models import build_model, conv_layers, get_spec
 from .train import History, load_history, load_model
 
-__all__ = ["RESULTS_DIR", "RECORD_FORMAT", "Recorded", "load_recorded", "recorded_runs", "detailed_run",
-           "export_run", "probe_images", "write_probe_images", "git_commit"]
+__all__ = ["RESULTS_DIR", "RECORD_FORMAT", "Recorded", "load_recorded", "recorded_runs",
+           "detailed_run", "export_run", "probe_images", "write_probe_images", "git_commit"]
 
 # The book's recorded runs; ZFKIT_RESULTS points elsewhere (e.g. a reader's own recordings).
 RESULTS_DIR = Path(os.environ.get("ZFKIT_RESULTS")
