@@ -15,17 +15,23 @@ import pytest
 pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                                 reason="glibc's malloc only")
 
-# Allocate and fill a 100 MB tensor, free it, and count the page faults of doing it again.
+# Allocate, fill and free a 100 MB tensor eight times, as a training loop does its large tensors
+# every step, and count the page faults of each round. The first rounds may need fresh memory even
+# with reuse on: torch asks for 64-byte aligned blocks, so a request of the same size does not fit
+# exactly into the block just freed until freed blocks have merged (seen: from round 2 to 4 on).
 CHILD = """
 import json, resource, sys
 import torch
 from zfkit.cpumem import reuse_freed_memory
 applied = reuse_freed_memory() if sys.argv[1] == "reuse" else False
 faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-x = torch.empty(25_000_000).fill_(1.0); del x            # 100 MB
-before = faults()
-y = torch.empty(25_000_000).fill_(2.0)
-print(json.dumps({"applied": applied, "faults": faults() - before, "sum": float(y[:10].sum())}))
+rounds, total = [], 0.0
+for value in range(1, 9):
+    before = faults()
+    y = torch.empty(25_000_000).fill_(float(value))       # 100 MB
+    total += float(y[:10].sum()); del y
+    rounds.append(faults() - before)
+print(json.dumps({"applied": applied, "faults": rounds, "sum": total}))
 """
 
 
@@ -39,14 +45,14 @@ def test_reused_memory_needs_no_new_pages() -> None:
     pages = 100_000_000 // os.sysconf("SC_PAGE_SIZE")
     default, reused = _run("glibc"), _run("reuse")
     assert reused["applied"] is True
-    # glibc's default maps the second block afresh: about one fault per page
-    assert default["faults"] > pages // 2, default
-    # kept memory is reused: (almost) no faults
-    assert reused["faults"] < pages // 50, reused
-    assert default["sum"] == reused["sum"] == 20.0
+    # glibc's default maps every round's block afresh: about one fault per page, every round
+    assert min(default["faults"]) > pages // 2, default
+    # kept memory is reused: once the freed blocks have merged, (almost) no faults
+    assert max(reused["faults"][-3:]) < pages // 50, reused
+    assert default["sum"] == reused["sum"] == 360.0
 
 
 def test_opting_out_keeps_glibcs_defaults() -> None:
     result = _run("reuse", ZFKIT_GLIBC_MALLOC="1")
     assert result["applied"] is False
-    assert result["faults"] > 100_000_000 // os.sysconf("SC_PAGE_SIZE") // 2
+    assert min(result["faults"]) > 100_000_000 // os.sysconf("SC_PAGE_SIZE") // 2

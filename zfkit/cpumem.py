@@ -11,7 +11,8 @@ are four times larger (113 x 113 against 56 x 56): a profile of one step shows a
 ``fill_`` of zeros on those maps costing as much as a whole convolution.
 
 :func:`reuse_freed_memory` tells glibc (``mallopt``) to serve large blocks from its heap and to
-keep freed memory for the next allocation, so after the first step no page needs mapping again.
+keep freed memory for the next allocation, so after the first few steps (once freed blocks have
+merged into ones large enough for the next request) no page needs mapping again.
 The arithmetic, and so every number a run produces, is unchanged. The cost: the process keeps its
 peak memory until it exits (a training process does anyway). :func:`zfkit.train.fit` calls it for
 CPU runs; ``ZFKIT_GLIBC_MALLOC=1`` keeps glibc's defaults. ``bench/bench_train.py`` measures both.
