@@ -64,6 +64,15 @@ def test_notebook_committed_without_outputs(path):
 
 
 @pytest.mark.parametrize("path", sorted(ROOT.glob("book/**/*.ipynb")), ids=lambda p: p.name)
+def test_every_cell_has_a_unique_id(path):
+    # nbformat 4.5 requires cell ids; without them the build warns and future nbformat refuses
+    ids = [c.get("id") for c in _cells(path)]
+    missing = [i for i, cell_id in enumerate(ids) if not cell_id]
+    assert not missing, f"{path.name}: cells {missing} have no id; add ids with nbformat.validator.normalize"
+    assert len(set(ids)) == len(ids), f"{path.name}: cell ids repeat"
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("book/**/*.ipynb")), ids=lambda p: p.name)
 def test_code_lines_fit_the_column(path):
     too_long = long_code_lines(path)
     assert not too_long, f"wrap these to {CODE_WIDTH} characters:\n" + "\n".join(too_long)
