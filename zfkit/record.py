@@ -144,6 +144,8 @@ def _export(plan: RunPlan, profile: Profile, folder: Path, crops: Path, to: Path
                    "command": RECORD_COMMAND.format(profile=profile.name),
                    "data_kind": profile.data, "sample_images": profile.sample_images,
                    "sample_generator_version": _sample_version(profile.sample_kind),
+                   # this process only: a run resumed after a kill counts its last part
+                   # (train_time_s, from the history, counts every epoch)
                    "wall_time_s": wall_time + time.perf_counter() - start,
                    "git_commit": commit, "git_dirty": dirty, "detailed": detailed})
 
