@@ -68,7 +68,8 @@ def test_every_cell_has_a_unique_id(path):
     # nbformat 4.5 requires cell ids; without them the build warns and future nbformat refuses
     ids = [c.get("id") for c in _cells(path)]
     missing = [i for i, cell_id in enumerate(ids) if not cell_id]
-    assert not missing, f"{path.name}: cells {missing} have no id; add ids with nbformat.validator.normalize"
+    assert not missing, (f"{path.name}: cells {missing} have no id; "
+                         "add ids with nbformat.validator.normalize")
     assert len(set(ids)) == len(ids), f"{path.name}: cell ids repeat"
 
 

@@ -15,7 +15,10 @@ import pytest
 pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                                 reason="glibc's malloc only")
 
-# Allocate, fill and free a 100 MB tensor eight times, as a training loop does its large tensors
+ROUNDS, FLOATS = 8, 25_000_000                              # 100 MB of float32 per round
+PAGES = FLOATS * 4 // os.sysconf("SC_PAGE_SIZE")
+
+# Allocate, fill and free a 100 MB tensor ROUNDS times, as a training loop does its large tensors
 # every step, and count the page faults of each round. The first rounds may need fresh memory even
 # with reuse on: torch asks for 64-byte aligned blocks, so a request of the same size does not fit
 # exactly into the block just freed until freed blocks have merged (seen: from round 2 to 4 on).
@@ -23,12 +26,13 @@ CHILD = """
 import json, resource, sys
 import torch
 from zfkit.cpumem import reuse_freed_memory
-applied = reuse_freed_memory() if sys.argv[1] == "reuse" else False
+mode, n_rounds, floats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+applied = reuse_freed_memory() if mode == "reuse" else False
 faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 rounds, total = [], 0.0
-for value in range(1, 9):
+for value in range(1, n_rounds + 1):
     before = faults()
-    y = torch.empty(25_000_000).fill_(float(value))       # 100 MB
+    y = torch.empty(floats).fill_(float(value))
     total += float(y[:10].sum()); del y
     rounds.append(faults() - before)
 print(json.dumps({"applied": applied, "faults": rounds, "sum": total}))
@@ -36,23 +40,24 @@ print(json.dumps({"applied": applied, "faults": rounds, "sum": total}))
 
 
 def _run(mode: str, **env: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, mode], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", CHILD, mode, str(ROUNDS), str(FLOATS)],
+                         capture_output=True, text=True,
                          env={**os.environ, **env}, timeout=120, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_reused_memory_needs_no_new_pages() -> None:
-    pages = 100_000_000 // os.sysconf("SC_PAGE_SIZE")
     default, reused = _run("glibc"), _run("reuse")
     assert reused["applied"] is True
     # glibc's default maps every round's block afresh: about one fault per page, every round
-    assert min(default["faults"]) > pages // 2, default
+    assert min(default["faults"]) > PAGES // 2, default
     # kept memory is reused: once the freed blocks have merged, (almost) no faults
-    assert max(reused["faults"][-3:]) < pages // 50, reused
-    assert default["sum"] == reused["sum"] == 360.0
+    assert max(reused["faults"][-3:]) < PAGES // 50, reused
+    # and the numbers are the same: ten values of 1, 2, ..., ROUNDS
+    assert default["sum"] == reused["sum"] == 10.0 * sum(range(1, ROUNDS + 1))
 
 
 def test_opting_out_keeps_glibcs_defaults() -> None:
     result = _run("reuse", ZFKIT_GLIBC_MALLOC="1")
     assert result["applied"] is False
-    assert min(result["faults"]) > 100_000_000 // os.sysconf("SC_PAGE_SIZE") // 2
+    assert min(result["faults"]) > PAGES // 2
