@@ -32,7 +32,7 @@ from .atomic import remove_stale_partials
 from .history import History, load_history
 from .models import SPECS, ConvNet, build_model
 from .integrity import sidecar, verify_file, write_verified
-from .recipe import TrainConfig, make_optimizer
+from .recipe import TrainConfig, make_optimizer, make_warmup, saved_recipe
 
 __all__ = [
     "CHECKPOINT_FORMAT", "FREE_ON_RESUME", "TrainState", "save_checkpoint", "load_checkpoint",
@@ -76,7 +76,7 @@ def _check_resumable(ckpt: Mapping[str, Any], config: TrainConfig, path: Path) -
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise RuntimeError(f"{path} has checkpoint format {ckpt.get('format')}, this zfkit writes "
                            f"{CHECKPOINT_FORMAT}: use another run folder or delete this one")
-    saved, now = ckpt["config"], config.to_dict()
+    saved, now = saved_recipe(ckpt["config"]), config.to_dict()
     differ = [f"{k}: {saved.get(k)!r} in the checkpoint, {now[k]!r} now" for k in now
               if k not in FREE_ON_RESUME and saved.get(k) != now[k]]
     if differ:
@@ -139,7 +139,8 @@ class TrainState:
     """Everything that changes while a run trains: what ``last.pt`` saves and restores.
 
     :meth:`build` makes it from a config (the model right after seeding, channels-last when asked,
-    the fused optimizer where there is one, StepLR, the fp16 gradient scaler, the batch generator);
+    the fused optimizer where there is one, StepLR, the warm-up when the recipe has one, the fp16
+    gradient scaler, the batch generator);
     :func:`zfkit.train.fit` then runs :func:`zfkit.train.run_epoch` on it.
     ``bench/bench_train.py`` times the same pieces.
     """
@@ -148,6 +149,7 @@ class TrainState:
     scheduler: torch.optim.lr_scheduler.StepLR
     scaler: torch.amp.GradScaler
     generator: torch.Generator  # the order and flips of the batches (on the CPU, for any device)
+    warmup: torch.optim.lr_scheduler.LinearLR | None = None  # stepped after every optimizer step
 
     @classmethod
     def build(cls, config: TrainConfig, num_classes: int, device: torch.device,
@@ -159,11 +161,12 @@ class TrainState:
         return cls(model, optimizer,
                    torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step, config.lr_gamma),
                    torch.amp.GradScaler(device.type, enabled=amp == torch.float16),
-                   torch.Generator().manual_seed(config.seed))
+                   torch.Generator().manual_seed(config.seed), make_warmup(config, optimizer))
 
     def state(self, history: History) -> dict[str, Any]:
         """What ``last.pt`` holds after every epoch: everything needed to resume."""
-        return {"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(),
+        warmup = {} if self.warmup is None else {"warmup": self.warmup.state_dict()}
+        return {**warmup, "format": CHECKPOINT_FORMAT, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "epoch": history.epochs_done,
                 "best_val_acc": history.best_val_acc, "rng": _rng_state(self.generator),
@@ -181,7 +184,7 @@ class TrainState:
         scheduler, the scaler and the random states (two thirds of the file), so it cannot be
         extended (:func:`slim_finished` also drops the weights)."""
         return {k: v for k, v in self.state(history).items()
-                if k not in ("optimizer", "scheduler", "scaler", "rng")}
+                if k not in ("optimizer", "scheduler", "warmup", "scaler", "rng")}
 
     def restore(self, ckpt: Mapping[str, Any]) -> None:
         self.model.load_state_dict(ckpt["model"])
@@ -190,6 +193,8 @@ class TrainState:
         for group, (fused, foreach) in zip(self.optimizer.param_groups, kernels, strict=True):
             group["fused"], group["foreach"] = fused, foreach  # this device's kernels
         self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.warmup is not None:
+            self.warmup.load_state_dict(ckpt["warmup"])
         self.scaler.load_state_dict(ckpt["scaler"])
         _set_rng_state(ckpt["rng"], self.generator)
 

@@ -103,6 +103,7 @@ def _seed_everything(seed: int) -> None:
 def run_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
               criterion: nn.Module, *, optimizer: torch.optim.Optimizer | None = None,
               scaler: torch.amp.GradScaler | None = None, amp: torch.dtype | None = None,
+              warmup: torch.optim.lr_scheduler.LRScheduler | None = None,
               on_batch: Callable[[int], None] | None = None) -> dict[str, torch.Tensor | int]:
     """One pass over ``batches``: training when ``optimizer`` is given, else evaluation.
 
@@ -116,6 +117,8 @@ def run_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tens
         optimizer: update the weights after every batch when given.
         scaler: the fp16 gradient scaler (``None`` or disabled: plain backward and step).
         amp: the autocast dtype, or ``None`` for fp32.
+        warmup: a scheduler stepped after every optimizer step until its ``total_iters`` are done
+            (the recipe's warm-up; :func:`zfkit.recipe.make_warmup`).
         on_batch: called with the batch index after each batch.
     Returns:
         ``loss_sum`` (float64, 0-d), ``correct`` (int64, 0-d), ``bad`` (bool, 0-d) on the device
@@ -139,6 +142,8 @@ def run_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tens
             else:
                 loss.backward()
                 optimizer.step()
+            if warmup is not None and warmup.last_epoch < warmup.total_iters:
+                warmup.step()
         loss_sum += loss.detach().double() * y.shape[0]
         correct += (logits.argmax(1) == y).sum()
         bad |= ~torch.isfinite(loss.detach())
@@ -192,7 +197,7 @@ def _train_epoch(parts: TrainState, config: TrainConfig, train: zdata.CachedSpli
                disable=not progress, desc=f"{config.model} epoch {epoch}/{config.epochs}")
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     totals = run_epoch(parts.model, bar, criterion, optimizer=parts.optimizer,
-                       scaler=parts.scaler, amp=amp, on_batch=on_batch)
+                       scaler=parts.scaler, amp=amp, warmup=parts.warmup, on_batch=on_batch)
     train_loss, train_acc, bad = _read(totals)  # the one host sync of the training phase
     train_time = time.perf_counter() - start
     parts.scheduler.step()
