@@ -36,6 +36,8 @@ def test_every_run_the_chapters_show_is_recorded_and_current(plan: R.RunPlan) ->
     assert not problems, f"{name} is stale ({'; '.join(problems)}); {_rerecord(name)}"
     assert run.history.completed and run.history.epochs_done == BOOK.epochs
     assert run.provenance["data_kind"] == "photos" and "not VOC" in run.describe()
+    warmup = plan.config(BOOK).warmup_steps   # the departure is named under every figure
+    assert (f"{warmup}-step warm-up" if warmup else "no warm-up") in run.describe()
 
 
 def test_recorded_runs_lists_them_as_recorded_objects(tmp_path: Path) -> None:
@@ -141,6 +143,24 @@ def test_check_recorded_notices_each_kind_of_change() -> None:
     assert any("generator" in p for p in changed(sample_generator_version=-1))
     assert any("format" in p for p in changed(format=-1))
     assert any("not made by" in p for p in changed(profile=None))
+    # a recipe saved before the warm-up existed is the seed's, not the profile's warm-up
+    older = {k: v for k, v in run.provenance["recipe"].items() if k != "warmup_steps"}
+    assert BOOK.warmup_steps and changed(recipe=older) == ["the recipe changed (warmup_steps)"]
+
+
+def test_a_profile_with_a_warmup_also_records_the_seeds_recipe() -> None:
+    """Every untagged run has a twin without the warm-up (tagged ``nowarmup``); the papers' SGD
+    run warms nothing up; a profile without a warm-up (``full``) records no twins."""
+    untagged = [p for p in PLANS if not p.tag]
+    twins = {(p.model, p.seed): p for p in PLANS if p.tag == "nowarmup"}
+    assert sorted(twins) == sorted((p.model, p.seed) for p in untagged)
+    for plan in untagged:
+        assert plan.config(BOOK).warmup_steps == BOOK.warmup_steps > 0
+        twin = twins[(plan.model, plan.seed)].config(BOOK)
+        assert twin == dataclasses.replace(plan.config(BOOK), warmup_steps=0)
+    assert all(p.config(BOOK).warmup_steps == 0 for p in PLANS if p.tag == "sgd")
+    full = get_profile("full")
+    assert full.warmup_steps == 0 and not any(p.tag == "nowarmup" for p in R.plan_runs(full))
 
 
 def test_record_trains_exports_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch

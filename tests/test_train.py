@@ -97,11 +97,44 @@ def test_settings_can_be_overridden() -> None:
     (dict(model="vgg"), "unknown model 'vgg'"), (dict(optimizer="rmsprop"), "optimizer must be"),
     (dict(device="tpu"), "device must be"), (dict(amp="fp8"), "amp must be"),
     (dict(epochs=0), "epochs must be at least 1"), (dict(lr=0.0), "lr must be positive"),
-    (dict(label_smoothing=1.0), "label_smoothing"),
+    (dict(label_smoothing=1.0), "label_smoothing"), (dict(warmup_steps=-1), "warmup_steps"),
 ])
 def test_bad_settings_are_refused(bad: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TrainConfig(**bad)
+
+
+def test_warmup_rises_linearly_then_chains_with_steplr() -> None:
+    """The rate of every step, read inside the real loop: lr * (1/W + (1 - 1/W) k / W) for the
+    first W = 5 steps, then lr; StepLR's drop after each epoch multiplies whatever it finds."""
+    from zfkit.train import run_epoch
+
+    config = TrainConfig(model="tiny", warmup_steps=5, lr_step=1, **FAST)
+    parts = TrainState.build(config, 20, torch.device("cpu"), None)
+    assert TrainState.build(TrainConfig(model="tiny"), 20, torch.device("cpu"), None).warmup is None
+    x, y = torch.randn(8, 3, 64, 64), torch.arange(8)
+    seen = []
+    for _ in range(3):   # epochs of 3 steps
+        run_epoch(parts.model, [(x, y)] * 3, torch.nn.CrossEntropyLoss(),
+                  optimizer=parts.optimizer, warmup=parts.warmup,
+                  on_batch=lambda step: seen.append(parts.optimizer.param_groups[0]["lr"]))
+        parts.scheduler.step()
+    rate = [min(1.0, 1 / 5 + (1 - 1 / 5) * (k + 1) / 5) for k in range(9)]  # after step k
+    drop = [0.1 ** (k // 3) for k in range(9)]                                # StepLR, step 1
+    assert seen == pytest.approx([1e-3 * r * d for r, d in zip(rate, drop)], rel=1e-9)
+    assert parts.warmup.last_epoch == 5      # stepped no further once done
+
+
+def test_an_older_checkpoint_without_warmup_resumes_as_no_warmup(tmp_path: Path) -> None:
+    """A recipe saved before ``warmup_steps`` existed reads it as 0: it resumes as what it was,
+    and a warm-up asked for now is refused rather than applied half-way."""
+    from zfkit.checkpoint import CHECKPOINT_FORMAT, _check_resumable
+
+    saved = {k: v for k, v in TrainConfig(model="tiny").to_dict().items() if k != "warmup_steps"}
+    ckpt = {"format": CHECKPOINT_FORMAT, "config": saved}
+    _check_resumable(ckpt, TrainConfig(model="tiny"), tmp_path / "last.pt")
+    with pytest.raises(RuntimeError, match="warmup_steps: 0 in the checkpoint, 100 now"):
+        _check_resumable(ckpt, TrainConfig(model="tiny", warmup_steps=100), tmp_path / "last.pt")
 
 
 def test_unknown_settings_are_refused() -> None:
@@ -324,15 +357,18 @@ class PauseMidEpoch:
             time.sleep(600)
 
 
-config = TrainConfig(model="tiny", epochs=4, lr_step=2, **{fast})
+config = TrainConfig(model="tiny", epochs=4, lr_step=2, **{fast}, **{extra})
 history = fit(config, crops, out, progress=False, callbacks=[PauseMidEpoch()])
 print(history.summary())
 """
 
 
-def test_killed_run_resumes_exactly(crops: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [{}, {"warmup_steps": 100}], ids=["seed-recipe", "warmup"])
+def test_killed_run_resumes_exactly(crops: Path, tmp_path: Path, extra: dict) -> None:
+    # warmup: 100 steps outlast the 2 epochs kept before the kill, so the resumed run must
+    # restore the warm-up half-way through
     script = tmp_path / "train_tiny.py"
-    script.write_text(SCRIPT.format(small=SMALL, fast=FAST))
+    script.write_text(SCRIPT.format(small=SMALL, fast=FAST, extra=extra))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same thread count in every run
     python = [sys.executable, str(script), str(crops)]
 
@@ -355,6 +391,7 @@ def test_killed_run_resumes_exactly(crops: Path, tmp_path: Path) -> None:
     subprocess.run(python + [str(tmp_path / "straight")], env=env, check=True)
     resumed, straight = load_history(tmp_path / "killed"), load_history(tmp_path / "straight")
     assert resumed.epochs_done == straight.epochs_done == 4
+    assert (resumed.column("lr")[0] < 1e-3) == bool(extra)   # the warm-up did run
     assert _without_timing(resumed) == _without_timing(straight)  # exactly, not approximately
     assert (resumed.best_epoch, resumed.best_val_acc, resumed.test_acc) == (
         straight.best_epoch, straight.best_val_acc, straight.test_acc)

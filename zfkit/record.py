@@ -81,15 +81,22 @@ class RunPlan:
 # lr 0.01), for one comparison run beside the seed's Adam.
 PAPER_SGD = (("optimizer", "sgd"), ("lr", 0.01), ("momentum", 0.9), ("weight_decay", 5e-4),
              ("warmup_steps", 0))  # the papers warm nothing up
+# The seed's recipe as it is, for the runs beside a profile's warm-up (chapters 5 and 8).
+NO_WARMUP = (("warmup_steps", 0),)
 
 
 def plan_runs(profile: Profile) -> list[RunPlan]:
     """Every run the chapters show, in recording order: seed 0 of AlexNet and ZFNet first, then
     the other seeds and the ablation, and last one AlexNet run with the papers' optimiser
-    (:data:`PAPER_SGD`, tagged ``sgd``) beside the seed's Adam (chapter 6)."""
+    (:data:`PAPER_SGD`, tagged ``sgd``) beside the seed's Adam (chapter 6). A profile with a
+    warm-up (a departure from the seed's recipe) also records every untagged run without it
+    (:data:`NO_WARMUP`, tagged ``nowarmup``), so the chapters can show what the warm-up changed."""
     plans = [RunPlan(m, s) for s in profile.seeds for m in RUN_NETS]
     plans.sort(key=lambda p: (p.seed != profile.seeds[0] or p.model not in DETAILED))
-    return plans + [RunPlan("alexnet", profile.seeds[0], PAPER_SGD, "sgd")]
+    plans.append(RunPlan("alexnet", profile.seeds[0], PAPER_SGD, "sgd"))
+    if profile.warmup_steps:   # the same runs without the profile's warm-up: the seed's recipe
+        plans += [RunPlan(p.model, p.seed, NO_WARMUP, "nowarmup") for p in plans if not p.tag]
+    return plans
 
 
 # ----------------------------------------------------------------------------------------------

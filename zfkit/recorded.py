@@ -151,9 +151,11 @@ class Recorded:
         """One line saying where the numbers come from."""
         p = self.provenance
         crops = f"{sum(p['crops'].values())} crops, " if p.get("crops") else ""
+        warmup = p.get("recipe", {}).get("warmup_steps", 0)   # older recipes had none
+        recipe = f"{warmup}-step warm-up" if warmup else "no warm-up"
         return (f"recorded run {self.name}: {self.model}, seed {self.seed}, on the "
                 f"{self.data_label} ({crops}manifest {str(p['manifest_hash'])[:10]}), "
-                f"{self.history.epochs_done} epochs on {p['device']}, zfkit "
+                f"{self.history.epochs_done} epochs, {recipe}, on {p['device']}, zfkit "
                 f"{p['zfkit_version']} commit {str(p['git_commit'])[:10]}, {p['date'][:10]}")
 
     @property
