@@ -43,10 +43,12 @@ def test_every_run_the_chapters_show_is_recorded_and_current(plan: R.RunPlan) ->
 def test_recorded_runs_lists_them_as_recorded_objects(tmp_path: Path) -> None:
     runs = recorded_runs("book")
     assert {r.name for r in runs} == {p.name(BOOK) for p in PLANS if not p.tag}
-    assert [r.name for r in recorded_runs("book", tag="sgd")] == [
-        p.name(BOOK) for p in PLANS if p.tag]
+    for tag in ("sgd", "nowarmup"):
+        assert [r.name for r in recorded_runs("book", tag=tag)] == sorted(
+            p.name(BOOK) for p in PLANS if p.tag == tag)
+    assert {p.tag for p in PLANS} == {"", "sgd", "nowarmup"}
     assert {r.seed for r in recorded_runs("book", model="zfnet")} == set(BOOK.seeds)
-    # The tag filter on a folder that has a tagged run (the book has none at present).
+    # The tag filter on a folder of copies.
     import shutil
     first = runs[0].name
     for name in (first, f"{first}-sgd"):
