@@ -39,7 +39,6 @@ import numpy as np
 import torch
 
 from .atomic import read_json, write_atomic
-from .recipe import saved_recipe
 from .specs import ABLATION_GRID, get_spec
 from .profiles import Profile, get_profile, prepare_data, train_run
 from .recorded import (RECORD_FORMAT, RESULTS_DIR, Recorded, export_run, git_commit,
@@ -79,10 +78,10 @@ class RunPlan:
 
 # The papers' optimiser (Krizhevsky et al. 2012, Sec. 5: SGD, momentum 0.9, weight decay 5e-4,
 # lr 0.01), for one comparison run beside the seed's Adam.
-PAPER_SGD = (("optimizer", "sgd"), ("lr", 0.01), ("momentum", 0.9), ("weight_decay", 5e-4),
-             ("warmup_steps", 0))  # the papers warm nothing up
 # The seed's recipe as it is, for the runs beside a profile's warm-up (chapters 5 and 8).
 NO_WARMUP = (("warmup_steps", 0),)
+PAPER_SGD = (("optimizer", "sgd"), ("lr", 0.01), ("momentum", 0.9), ("weight_decay", 5e-4),
+             *NO_WARMUP)  # the papers warm nothing up
 
 
 def plan_runs(profile: Profile) -> list[RunPlan]:
@@ -336,8 +335,7 @@ def check_recorded(run: Recorded) -> list[str]:
     if run.provenance["spec"] != spec:
         problems.append(f"the spec of {plan.model} changed")
     recipe = plan.config(profile).to_dict()
-    saved = saved_recipe(run.provenance["recipe"])   # settings added since at their defaults
-    changed = sorted(k for k in recipe if saved.get(k) != recipe[k])
+    changed = sorted(k for k in recipe if run.recipe.get(k) != recipe[k])
     if changed:
         problems.append(f"the recipe changed ({', '.join(changed)})")
     if run.provenance.get("data_kind") != profile.data:

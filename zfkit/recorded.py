@@ -27,6 +27,7 @@ import torch
 
 from .atomic import write_atomic, write_json_atomic
 from .models import build_model, conv_layers, get_spec
+from .recipe import saved_recipe
 from .train import History, load_history, load_model
 
 __all__ = ["RESULTS_DIR", "RECORD_FORMAT", "Recorded", "load_recorded", "recorded_runs",
@@ -147,11 +148,17 @@ class Recorded:
             return "generated shapes sample, not VOC 2007"
         return str(self.provenance.get("data_source", "unknown data"))
 
+    @property
+    def recipe(self) -> dict[str, Any]:
+        """The recipe the run trained with, every setting named (those added to
+        :class:`~zfkit.recipe.TrainConfig` since it was recorded at their defaults)."""
+        return saved_recipe(self.provenance["recipe"])
+
     def describe(self) -> str:
         """One line saying where the numbers come from."""
         p = self.provenance
         crops = f"{sum(p['crops'].values())} crops, " if p.get("crops") else ""
-        warmup = p.get("recipe", {}).get("warmup_steps", 0)   # older recipes had none
+        warmup = self.recipe["warmup_steps"]
         recipe = f"{warmup}-step warm-up" if warmup else "no warm-up"
         return (f"recorded run {self.name}: {self.model}, seed {self.seed}, on the "
                 f"{self.data_label} ({crops}manifest {str(p['manifest_hash'])[:10]}), "

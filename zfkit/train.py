@@ -103,7 +103,7 @@ def _seed_everything(seed: int) -> None:
 def run_epoch(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
               criterion: nn.Module, *, optimizer: torch.optim.Optimizer | None = None,
               scaler: torch.amp.GradScaler | None = None, amp: torch.dtype | None = None,
-              warmup: torch.optim.lr_scheduler.LRScheduler | None = None,
+              warmup: torch.optim.lr_scheduler.LinearLR | None = None,
               on_batch: Callable[[int], None] | None = None) -> dict[str, torch.Tensor | int]:
     """One pass over ``batches``: training when ``optimizer`` is given, else evaluation.
 
