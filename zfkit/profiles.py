@@ -110,7 +110,7 @@ PROFILES: dict[str, Profile] = {
     # left every net on the ln 20 plateau (the previous book profile); batch 32 on 2400 images
     # takes AlexNet off it within ~150 steps. The seed's StepLR is scaled by steps, not epochs:
     # its first drop comes after 750 steps (15 epochs of 50 steps), so a book run stays at 1e-3.
-    # Without a warm-up, half the runs never left the plateau: Adam's first full-size steps
+    # Without a warm-up, 5 of the 12 runs never left the plateau: Adam's first full-size steps
     # (1e-3 per weight, as large as the deeper layers' initial RMS) left conv5's ReLUs all dead.
     # A linear warm-up over 100 steps (the first 1.4 epochs) took every one of them off it
     # (chapter 5 counts both; the runs without it are recorded too, tagged nowarmup).

@@ -39,8 +39,8 @@ class TrainConfig:
             (seed: 15 and 0.1).
         warmup_steps: raise the rate linearly from ``lr / warmup_steps`` to ``lr`` over the first
             this many optimizer steps (seed: 0, no warm-up). Not in the seed's recipe: the book
-            profile uses it because Adam's first full-size steps kill the deeper layers' ReLUs
-            in half its runs (chapter 5).
+            profile uses it because Adam's first full-size steps can kill the deeper layers' ReLUs
+            (5 of its 12 runs without it never trained: chapter 5).
         label_smoothing: of the training cross-entropy (seed: 0).
         flip: random horizontal flips of training images (seed: yes).
         image_size: side of the resized crops (seed: 227).
