@@ -20,13 +20,13 @@ PAGES = FLOATS * 4 // os.sysconf("SC_PAGE_SIZE")
 
 # Allocate, fill and free a 100 MB tensor ROUNDS times, as a training loop does its large tensors
 # every step, and count the page faults of each round. With reuse on, some rounds still need fresh
-# memory, and which ones varies from run to run. torch asks for 64-byte aligned blocks; glibc serves
-# one by cutting a slightly larger block and frees the few spare bytes after it into its per-thread
-# cache, where they stay marked in use, so the freed 100 MB block cannot merge with the free memory
-# behind it until that small piece is taken again. Seen on glibc 2.36 (173 runs of 16 rounds): round 1
-# always fresh, at most 5 fresh rounds in a run, once as late as round 7; with the cache turned off
-# (GLIBC_TUNABLES=glibc.malloc.tcache_count=0) only rounds 1 and 2. So the test counts fresh rounds
-# instead of asking for particular rounds to be free of faults.
+# memory, and which ones varies from run to run. torch asks for 64-byte aligned blocks; glibc
+# serves one by cutting a slightly larger block and frees the few spare bytes after it into its
+# per-thread cache, where they stay marked in use, so the freed 100 MB block cannot merge with the
+# free memory behind it until that small piece is taken again. Seen on glibc 2.36 (173 runs of 16
+# rounds): round 1 always fresh, at most 5 fresh rounds in a run, once as late as round 7; with
+# the cache turned off (GLIBC_TUNABLES=glibc.malloc.tcache_count=0) only rounds 1 and 2. So the
+# test counts fresh rounds instead of asking for particular rounds to be free of faults.
 CHILD = """
 import json, resource, sys
 import torch
@@ -52,7 +52,7 @@ def _run(mode: str, **env: str) -> dict:
 
 
 def _fresh_rounds(result: dict) -> int:
-    """Rounds that took at least half a page fault per page: their block came fresh from the kernel."""
+    """Rounds with at least half a page fault per page: their block came fresh from the kernel."""
     return sum(f > PAGES // 2 for f in result["faults"])
 
 

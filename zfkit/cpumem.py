@@ -12,14 +12,15 @@ are four times larger (113 x 113 against 56 x 56): a profile of one step shows a
 
 :func:`reuse_freed_memory` tells glibc (``mallopt``) to serve large blocks from its heap and to
 keep freed memory for the next allocation, so most steps map no new page. Not every step: torch
-asks for 64-byte aligned blocks, glibc cuts each from a slightly larger one and keeps the spare bytes
-after it in its per-thread cache, and until that small piece is taken again the freed block cannot
-merge with the free memory behind it, so a request of the same size may get fresh memory. Which
-steps that hits varies from run to run; in 100 MB alloc/free rounds (``tests/test_cpumem.py``) it
-was at most 5 of 16. Training steps settle faster: at batch 32 (one thread, Adam), glibc's default
-takes 290,000-470,000 page faults every ZFNet step and 150,000-320,000 every AlexNet step; with reuse
-the first step takes 260,000-310,000, the next two up to 63,000, and from the fourth step on
-(almost) none: of 45 later steps in five runs (three ZFNet, two AlexNet), one took 25,500.
+asks for 64-byte aligned blocks, glibc cuts each from a slightly larger one and keeps the spare
+bytes after it in its per-thread cache, and until that small piece is taken again the freed block
+cannot merge with the free memory behind it, so a request of the same size may get fresh memory.
+Which steps that hits varies from run to run; in 100 MB alloc/free rounds
+(``tests/test_cpumem.py``) it was at most 5 of 16. Training steps settle faster: at batch 32 (one
+thread, Adam), glibc's default takes 290,000-470,000 page faults every ZFNet step and
+150,000-320,000 every AlexNet step; with reuse the first step takes 260,000-310,000, the next two
+up to 63,000, and from the fourth step on (almost) none: of 45 later steps in five runs (three
+ZFNet, two AlexNet), one took 25,500.
 The arithmetic, and so every number a run produces, is unchanged. The cost: the process keeps its
 peak memory until it exits (a training process does anyway). :func:`zfkit.train.fit` calls it for
 CPU runs; ``ZFKIT_GLIBC_MALLOC=1`` keeps glibc's defaults. ``bench/bench_train.py`` measures both.
